@@ -1,0 +1,429 @@
+/**
+ * The options of {@link waitForPeers}, their defaults (filled in here and nowhere else) and their
+ * validation. Everything is checked before any network I/O; a bad value raises a {@link ConfigError}
+ * naming the value, where it came from and what was expected.
+ */
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { hostname as osHostname } from 'node:os';
+import { ConfigError } from './errors.js';
+import {
+  isDnsLabel,
+  isDnsName,
+  parseHosts,
+  parseResolvConf,
+  type JobNames,
+  type HostsEntry,
+  type ResolvConf,
+} from './identity.js';
+
+/** Default TCP port of the kubepeers responder. Not used by torch (29400, 29500), Ray (6379), MPI/ssh (22, 2222) or PaddlePaddle (55527). */
+export const DEFAULT_PORT = 17293;
+
+/** Progress of the barrier, reported on every change. */
+export interface Progress {
+  /** Peers (other than this pod) that passed: resolved, verified and confirmed us. */
+  ready: number;
+  /** Number of peers other than this pod (`size - 1`). */
+  total: number;
+  /** Indices still missing, ascending. */
+  missing: number[];
+  /** Milliseconds since `waitForPeers` was called. */
+  elapsedMs: number;
+}
+
+/** Options of {@link waitForPeers}. Every option is optional where Kubernetes or the environment can supply it. */
+export interface WaitForPeersOptions {
+  /** This pod's completion index. Default: env `JOB_COMPLETION_INDEX`. */
+  index?: number;
+  /** Number of pods in the job (`completions`). Default: env `KUBEPEERS_SIZE`. Required one way or the other: Kubernetes does not tell a pod. */
+  size?: number;
+  /** Job name. Default: env `KUBEPEERS_JOB_NAME`, else derived from the hostname `<job>-<index>`. */
+  jobName?: string;
+  /** Headless Service name (the pod's `subdomain`). Default: env `KUBEPEERS_SUBDOMAIN`, else from the pod FQDN in `/etc/hosts`. */
+  subdomain?: string;
+  /** Namespace. Default: env `KUBEPEERS_NAMESPACE`, else `/etc/hosts`, else the `/etc/resolv.conf` search list. */
+  namespace?: string;
+  /** Cluster domain. Default: env `KUBEPEERS_CLUSTER_DOMAIN`, else `/etc/hosts`, else `/etc/resolv.conf`, else `cluster.local`. */
+  clusterDomain?: string;
+  /** Pod hostname. Default: `os.hostname()`. */
+  hostname?: string;
+  /**
+   * Identifier shared by all pods of this run and no other, mixed into the handshake so that pods of a
+   * re-created Job of the same name never pass as peers. Default: env `KUBEPEERS_RUN_ID`, else empty.
+   * Set it from the downward API: `metadata.labels['batch.kubernetes.io/controller-uid']`.
+   */
+  runId?: string;
+  /**
+   * Shared secret keying the handshake MAC. Without it the handshake proves job, namespace, run and
+   * index against honest mistakes (stale or reused IPs, other jobs), not against a malicious pod that
+   * knows those values. Default: env `KUBEPEERS_SECRET`, else none.
+   */
+  secret?: string;
+  /** TCP port of the responder on every pod. Default: env `KUBEPEERS_PORT`, else {@link DEFAULT_PORT} (17293). */
+  port?: number;
+  /** Address the responder listens on. Default: the pod IP from `/etc/hosts`, else `0.0.0.0`. */
+  listenAddress?: string;
+  /** Nameservers (`addr`, `addr:port`, `[v6]:port`). Default: `nameserver` lines of `/etc/resolv.conf`. */
+  nameservers?: string[];
+  /** Address families to resolve. Default: `6` when the pod IP is IPv6, else `4`. `dual` queries both A and AAAA. */
+  family?: 4 | 6 | 'dual';
+  /** Give up after this long and reject with a `TimeoutError`. Default: env `KUBEPEERS_TIMEOUT_MS`, else 600000 (10 min). */
+  timeoutMs?: number;
+  /** Mean interval between two polls of the Service name by this pod (jittered ±50 %). Default: 1000. */
+  pollIntervalMs?: number;
+  /** First retry delay for a peer whose name or address failed (exponential, jittered). Default: 250. */
+  retryMinDelayMs?: number;
+  /** Cap of the retry delay, also the cap on honouring DNS negative TTLs. Default: 10000. */
+  retryMaxDelayMs?: number;
+  /** Timeout of one DNS query attempt (one server). Default: 1000. */
+  dnsTimeoutMs?: number;
+  /** Attempts per DNS query, rotating over the nameservers. Default: 3. */
+  dnsAttempts?: number;
+  /** Timeout of a TCP connect plus handshake. Default: 3000. */
+  connectTimeoutMs?: number;
+  /**
+   * After release, keep answering handshakes (as "released") for this long so that a restarted or late
+   * peer can still pass. The responder never keeps the process alive. 0 closes it at once. Default: 600000.
+   */
+  lingerMs?: number;
+  /** Called with the barrier's progress whenever the set of missing peers changes. */
+  onProgress?: (progress: Progress) => void;
+  /** Aborts the wait; the promise rejects with an `AbortedError` whose `cause` is the signal's reason. */
+  signal?: AbortSignal;
+  /** Environment to read `JOB_COMPLETION_INDEX` and `KUBEPEERS_*` from. Default: `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Path of the hosts file. Default: `/etc/hosts`. */
+  hostsPath?: string;
+  /** Path of the resolver configuration. Default: `/etc/resolv.conf`. */
+  resolvConfPath?: string;
+}
+
+/** A nameserver to query. */
+export interface Nameserver {
+  address: string;
+  port: number;
+}
+
+/** Every setting resolved, validated and defaulted. Internal. */
+export interface Config extends JobNames {
+  index: number;
+  size: number;
+  hostname: string;
+  runId: string;
+  secret: string | undefined;
+  port: number;
+  listenAddress: string;
+  selfAddress: string | undefined;
+  nameservers: Nameserver[];
+  family: 4 | 6 | 'dual';
+  timeoutMs: number;
+  pollIntervalMs: number;
+  retryMinDelayMs: number;
+  retryMaxDelayMs: number;
+  dnsTimeoutMs: number;
+  dnsAttempts: number;
+  connectTimeoutMs: number;
+  lingerMs: number;
+  onProgress: ((progress: Progress) => void) | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/** Env variables read by the library, in one place (the CLI documents the same names). */
+export const ENV = {
+  index: 'JOB_COMPLETION_INDEX',
+  size: 'KUBEPEERS_SIZE',
+  jobName: 'KUBEPEERS_JOB_NAME',
+  subdomain: 'KUBEPEERS_SUBDOMAIN',
+  namespace: 'KUBEPEERS_NAMESPACE',
+  clusterDomain: 'KUBEPEERS_CLUSTER_DOMAIN',
+  runId: 'KUBEPEERS_RUN_ID',
+  secret: 'KUBEPEERS_SECRET',
+  port: 'KUBEPEERS_PORT',
+  timeoutMs: 'KUBEPEERS_TIMEOUT_MS',
+} as const;
+
+const MAX_SIZE = 100_000;
+
+interface Sourced<T> {
+  value: T;
+  source: string;
+}
+
+/** First defined of an option, an env variable, or a fallback; remembers where it came from. */
+function pick(
+  options: WaitForPeersOptions,
+  key: keyof typeof ENV,
+  env: Readonly<Record<string, string | undefined>>,
+): Sourced<unknown> | undefined {
+  const opt = (options as Record<string, unknown>)[key];
+  if (opt !== undefined) return { value: opt, source: `option ${key}` };
+  const fromEnv = env[ENV[key]];
+  if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: `env ${ENV[key]}` };
+  return undefined;
+}
+
+function integer(setting: string, s: Sourced<unknown>, min: number, max: number): number {
+  const n = typeof s.value === 'string' && /^\s*-?\d+\s*$/.test(s.value) ? Number(s.value) : s.value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(setting, s.source, s.value, `an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function optionMs(
+  options: WaitForPeersOptions,
+  key: keyof WaitForPeersOptions,
+  fallback: number,
+  min = 0,
+): number {
+  const v = options[key];
+  if (v === undefined) return fallback;
+  return integer(key, { value: v, source: `option ${key}` }, min, 2 ** 31 - 1);
+}
+
+function label(setting: string, s: Sourced<unknown>): string {
+  if (typeof s.value !== 'string' || !isDnsLabel(s.value)) {
+    throw new ConfigError(
+      setting,
+      s.source,
+      s.value,
+      'a DNS label (RFC 1123: lower-case letters, digits and "-", at most 63 characters)',
+    );
+  }
+  return s.value;
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') return undefined;
+    throw err;
+  }
+}
+
+/** Parses `addr`, `addr:port` or `[v6]:port`. */
+export function parseNameserver(text: string, source: string): Nameserver {
+  let address = text;
+  let port = 53;
+  const bracket = /^\[(.+)\](?::(\d+))?$/.exec(text);
+  if (bracket) {
+    address = bracket[1]!;
+    if (bracket[2]) port = Number(bracket[2]);
+  } else if (isIP(text) === 0 && /^[^:]+:\d+$/.test(text)) {
+    const i = text.lastIndexOf(':');
+    address = text.slice(0, i);
+    port = Number(text.slice(i + 1));
+  }
+  if (isIP(address.replace(/%.*$/, '')) === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigError('nameserver', source, text, 'an IP address, "addr:port" or "[v6addr]:port"');
+  }
+  return { address, port };
+}
+
+/**
+ * Resolves every setting from options, env, `/etc/hosts`, `/etc/resolv.conf` and the hostname, in that
+ * order of precedence, and validates them all. Reads two small files; does no network I/O.
+ */
+export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<Config> {
+  const env = options.env ?? process.env;
+  const hostsPath = options.hostsPath ?? '/etc/hosts';
+  const resolvPath = options.resolvConfPath ?? '/etc/resolv.conf';
+
+  const sizeSrc = pick(options, 'size', env);
+  if (!sizeSrc) {
+    throw new ConfigError(
+      'size',
+      `option size or env ${ENV.size}`,
+      undefined,
+      'the number of pods in the job (its completions); Kubernetes does not expose it to pods',
+    );
+  }
+  const size = integer('size', sizeSrc, 1, MAX_SIZE);
+
+  const indexSrc = pick(options, 'index', env);
+  if (!indexSrc) {
+    throw new ConfigError(
+      'index',
+      `option index or env ${ENV.index}`,
+      undefined,
+      'the completion index (set by Kubernetes for Jobs with completionMode: Indexed)',
+    );
+  }
+  const index = integer('index', indexSrc, 0, size - 1);
+
+  const hostnameSrc: Sourced<unknown> =
+    options.hostname !== undefined
+      ? { value: options.hostname, source: 'option hostname' }
+      : { value: osHostname(), source: 'os.hostname()' };
+  const hostname = String(hostnameSrc.value).toLowerCase().split('.')[0] ?? '';
+  if (!isDnsLabel(hostname))
+    throw new ConfigError('hostname', hostnameSrc.source, hostnameSrc.value, 'a DNS label');
+
+  let jobSrc = pick(options, 'jobName', env);
+  if (!jobSrc) {
+    const suffix = `-${index}`;
+    if (!hostname.endsWith(suffix) || hostname.length === suffix.length) {
+      throw new ConfigError(
+        'jobName',
+        `hostname (${hostnameSrc.source})`,
+        hostname,
+        `a hostname "<job>${suffix}" as Kubernetes gives Indexed Job pods, or set option jobName or env ${ENV.jobName}`,
+      );
+    }
+    jobSrc = { value: hostname.slice(0, -suffix.length), source: `hostname ${JSON.stringify(hostname)}` };
+  }
+  const jobName = label('jobName', jobSrc);
+  if (`${jobName}-${size - 1}`.length > 63) {
+    throw new ConfigError(
+      'jobName',
+      jobSrc.source,
+      jobName,
+      `a name short enough that "${jobName}-${size - 1}" fits a 63-character DNS label`,
+    );
+  }
+
+  const [hostsText, resolvText] = await Promise.all([readOptional(hostsPath), readOptional(resolvPath)]);
+  const hosts: HostsEntry | undefined = hostsText === undefined ? undefined : parseHosts(hostsText, hostname);
+  const resolv: ResolvConf = parseResolvConf(resolvText ?? '');
+
+  const subdomainSrc =
+    pick(options, 'subdomain', env) ??
+    (hosts?.subdomain ? { value: hosts.subdomain, source: `${hostsPath} (pod FQDN)` } : undefined);
+  if (!subdomainSrc) {
+    throw new ConfigError(
+      'subdomain',
+      `option subdomain, env ${ENV.subdomain} or ${hostsPath}`,
+      undefined,
+      `the headless Service named in the pod's spec.subdomain (${hostsPath} has no "${hostname}.<svc>.<ns>.svc.<domain>" line)`,
+    );
+  }
+  const subdomain = label('subdomain', subdomainSrc);
+
+  const namespaceSrc =
+    pick(options, 'namespace', env) ??
+    (hosts?.namespace ? { value: hosts.namespace, source: `${hostsPath} (pod FQDN)` } : undefined) ??
+    (resolv.namespace ? { value: resolv.namespace, source: `${resolvPath} (search list)` } : undefined);
+  if (!namespaceSrc) {
+    throw new ConfigError(
+      'namespace',
+      `option namespace, env ${ENV.namespace}, ${hostsPath} or ${resolvPath}`,
+      undefined,
+      'the pod namespace (downward API metadata.namespace)',
+    );
+  }
+  const namespace = label('namespace', namespaceSrc);
+
+  const domainSrc = pick(options, 'clusterDomain', env) ??
+    (hosts?.clusterDomain ? { value: hosts.clusterDomain, source: `${hostsPath} (pod FQDN)` } : undefined) ??
+    (resolv.clusterDomain
+      ? { value: resolv.clusterDomain, source: `${resolvPath} (search list)` }
+      : undefined) ?? {
+      value: 'cluster.local',
+      source: 'default',
+    };
+  const clusterDomain =
+    typeof domainSrc.value === 'string' ? domainSrc.value.toLowerCase().replace(/\.$/, '') : '';
+  if (!isDnsName(clusterDomain)) {
+    throw new ConfigError(
+      'clusterDomain',
+      domainSrc.source,
+      domainSrc.value,
+      'a DNS name such as cluster.local',
+    );
+  }
+
+  const runSrc = pick(options, 'runId', env) ?? { value: '', source: 'default' };
+  if (typeof runSrc.value !== 'string' || runSrc.value.length > 256 || !/^[\x21-\x7e]*$/.test(runSrc.value)) {
+    throw new ConfigError('runId', runSrc.source, runSrc.value, 'up to 256 printable ASCII characters');
+  }
+  const secretSrc = pick(options, 'secret', env);
+  if (secretSrc && (typeof secretSrc.value !== 'string' || secretSrc.value.length > 4096)) {
+    throw new ConfigError('secret', secretSrc.source, '<redacted>', 'a string of at most 4096 characters');
+  }
+
+  const portSrc = pick(options, 'port', env) ?? { value: DEFAULT_PORT, source: 'default' };
+  const port = integer('port', portSrc, 1, 65535);
+
+  const timeoutSrc = pick(options, 'timeoutMs', env) ?? { value: 600_000, source: 'default' };
+  const timeoutMs = integer('timeoutMs', timeoutSrc, 1, 2 ** 31 - 1);
+
+  let nameservers: Nameserver[];
+  if (options.nameservers !== undefined) {
+    if (!Array.isArray(options.nameservers) || options.nameservers.length === 0) {
+      throw new ConfigError('nameservers', 'option nameservers', options.nameservers, 'a non-empty array');
+    }
+    nameservers = options.nameservers.map((n) => parseNameserver(String(n), 'option nameservers'));
+  } else {
+    nameservers = resolv.nameservers.map((n) => parseNameserver(n, resolvPath));
+    if (nameservers.length === 0) {
+      throw new ConfigError(
+        'nameservers',
+        resolvText === undefined ? `${resolvPath} (unreadable)` : resolvPath,
+        undefined,
+        'at least one "nameserver" line, or option nameservers',
+      );
+    }
+  }
+
+  const selfAddress = hosts?.address;
+  const listenAddress = options.listenAddress ?? selfAddress ?? '0.0.0.0';
+  if (isIP(listenAddress) === 0) {
+    throw new ConfigError(
+      'listenAddress',
+      options.listenAddress !== undefined ? 'option listenAddress' : hostsPath,
+      listenAddress,
+      'an IP address',
+    );
+  }
+  const family = options.family ?? (selfAddress !== undefined && isIP(selfAddress) === 6 ? 6 : 4);
+  if (family !== 4 && family !== 6 && family !== 'dual') {
+    throw new ConfigError('family', 'option family', family, '4, 6 or "dual"');
+  }
+
+  const retryMinDelayMs = optionMs(options, 'retryMinDelayMs', 250, 1);
+  const retryMaxDelayMs = optionMs(options, 'retryMaxDelayMs', 10_000, 1);
+  if (retryMaxDelayMs < retryMinDelayMs) {
+    throw new ConfigError(
+      'retryMaxDelayMs',
+      'option retryMaxDelayMs',
+      retryMaxDelayMs,
+      `at least retryMinDelayMs (${retryMinDelayMs})`,
+    );
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw new ConfigError('onProgress', 'option onProgress', typeof options.onProgress, 'a function');
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new ConfigError('signal', 'option signal', typeof options.signal, 'an AbortSignal');
+  }
+
+  return {
+    index,
+    size,
+    jobName,
+    subdomain,
+    namespace,
+    clusterDomain,
+    hostname,
+    runId: runSrc.value,
+    secret: secretSrc?.value as string | undefined,
+    port,
+    listenAddress,
+    selfAddress,
+    nameservers,
+    family,
+    timeoutMs,
+    pollIntervalMs: optionMs(options, 'pollIntervalMs', 1000, 1),
+    retryMinDelayMs,
+    retryMaxDelayMs,
+    dnsTimeoutMs: optionMs(options, 'dnsTimeoutMs', 1000, 1),
+    dnsAttempts: optionMs(options, 'dnsAttempts', 3, 1),
+    connectTimeoutMs: optionMs(options, 'connectTimeoutMs', 3000, 1),
+    lingerMs: optionMs(options, 'lingerMs', 600_000, 0),
+    onProgress: options.onProgress,
+    signal: options.signal,
+  };
+}
