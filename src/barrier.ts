@@ -222,6 +222,7 @@ class Barrier {
     }
     this.report();
     void this.discover();
+    void this.sweep();
     return result;
   }
 
@@ -229,48 +230,74 @@ class Barrier {
 
   private async discover(): Promise<void> {
     const service = `${serviceFqdn(this.config)}.`;
-    const interval = this.config.pollIntervalMs;
-    // p-retry as a jittered poller: every attempt "fails" until the barrier settles; factor 1 and
-    // randomize give delays uniform in [2/3, 4/3] × interval.
+    await this.every(this.config.pollIntervalMs, async () => {
+      const fresh: string[] = [];
+      for (const type of this.types) {
+        try {
+          const answer = await this.resolver.query(service, type, { signal: this.stop.signal });
+          if (answer.status !== 'ok') {
+            this.lastServiceFailure = `${service} ${type}: ${answer.status.toUpperCase()}`;
+            continue;
+          }
+          this.lastServiceFailure = undefined;
+          for (const ip of answer.addresses) {
+            if (this.seenInDns.has(ip)) continue;
+            this.seenInDns.add(ip);
+            fresh.push(ip);
+          }
+          if (this.config.selfAddress && answer.addresses.includes(this.config.selfAddress))
+            this.selfSeen = true;
+        } catch (err) {
+          if (err instanceof DnsError) this.lastServiceFailure = err.message;
+          else throw err;
+        }
+      }
+      if (fresh.length > 0) {
+        this.broadcast({ t: 'ips', ips: fresh });
+        this.onAddresses(fresh);
+      }
+    });
+  }
+
+  /**
+   * Runs `tick` now and then every `intervalMs`, jittered uniformly over [2/3, 4/3] × interval, until the
+   * barrier settles: p-retry as a poller (every attempt "fails"; factor 1 and randomize give the jitter).
+   */
+  private async every(intervalMs: number, tick: () => Promise<void>): Promise<void> {
     await pRetry(
       async () => {
-        const fresh: string[] = [];
-        for (const type of this.types) {
-          try {
-            const answer = await this.resolver.query(service, type, { signal: this.stop.signal });
-            if (answer.status !== 'ok') {
-              this.lastServiceFailure = `${service} ${type}: ${answer.status.toUpperCase()}`;
-              continue;
-            }
-            this.lastServiceFailure = undefined;
-            for (const ip of answer.addresses) {
-              if (this.seenInDns.has(ip)) continue;
-              this.seenInDns.add(ip);
-              fresh.push(ip);
-            }
-            if (this.config.selfAddress && answer.addresses.includes(this.config.selfAddress))
-              this.selfSeen = true;
-          } catch (err) {
-            if (err instanceof DnsError) this.lastServiceFailure = err.message;
-            else throw err;
-          }
-        }
-        if (fresh.length > 0) {
-          this.broadcast({ t: 'ips', ips: fresh });
-          this.onAddresses(fresh);
-        }
-        throw new Error('poll again');
+        await tick();
+        throw new Error('tick again');
       },
       {
         retries: Number.POSITIVE_INFINITY,
         factor: 1,
-        minTimeout: (interval * 2) / 3,
-        maxTimeout: (interval * 4) / 3,
+        minTimeout: (intervalMs * 2) / 3,
+        maxTimeout: (intervalMs * 4) / 3,
         randomize: true,
         unref: true,
         signal: this.stop.signal,
       },
     ).catch(() => {});
+  }
+
+  /**
+   * Slow fallback for peers no DNS answer or gossip has pointed at: once per retry cap (jittered), check
+   * the name of one such peer, round robin. Costs each pod at most one query per `retryMaxDelayMs`
+   * whatever the job size, and gives the timeout error a reason (NXDOMAIN, wrong identity) for each.
+   */
+  private async sweep(): Promise<void> {
+    const cap = this.config.retryMaxDelayMs;
+    await sleep(cap * (0.5 + Math.random()), this.stop.signal);
+    let turn = 0;
+    await this.every(cap, async () => {
+      const idle = [...this.peers.values()].filter((p) => !p.outDone && !p.check);
+      const peer = idle[turn++ % Math.max(1, idle.length)];
+      if (!peer) return;
+      await this.checkOnce(peer, this.stop.signal).catch((err: unknown) => {
+        if (err instanceof RetryLater) peer.lastFailure = { reason: err.reason, detail: err.message };
+      });
+    });
   }
 
   private onAddresses(ips: readonly string[]): void {

@@ -31,7 +31,8 @@ async function newJob(size: number): Promise<JobSpec> {
   };
 }
 
-const ready = (spec: JobSpec, i: number): Promise<void> => knot.markReady(`${spec.job}-${i}`, spec.svc, spec.ns, spec.ip(i));
+const ready = (spec: JobSpec, i: number): Promise<void> =>
+  knot.markReady(`${spec.job}-${i}`, spec.svc, spec.ns, spec.ip(i));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function expectRoster(result: PeersResult, spec: JobSpec, i: number): void {
@@ -79,5 +80,248 @@ describe('waitForPeers against knotd', () => {
     for (const p of progress) {
       expect(p.at(-1)).toMatchObject({ ready: spec.size - 1, total: spec.size - 1, missing: [] });
     }
+  });
+});
+
+describe('waitForPeers failures and faults', () => {
+  const pending: Promise<unknown>[] = [];
+  afterEach(async () => {
+    await Promise.allSettled(pending.splice(0));
+  });
+
+  it('times out naming the peer that never appeared, with NXDOMAIN as the reason', async () => {
+    const spec = await newJob(6);
+    const options = await Promise.all(
+      [0, 1, 2, 3, 4].map((i) => podOptions(dir, spec, i, { timeoutMs: 2500, retryMaxDelayMs: 400 })),
+    );
+    const started = performance.now();
+    const waits = options.map((o) => waitForPeers(o));
+    pending.push(...waits);
+    for (let i = 0; i < 5; i++) await ready(spec, i);
+    const errors = await Promise.all(
+      waits.map((w) =>
+        w.then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+      ),
+    );
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2400);
+    for (const err of errors) {
+      expect(err).toBeInstanceOf(TimeoutError);
+      const t = err as TimeoutError;
+      expect(t.code).toBe('ERR_KUBEPEERS_TIMEOUT');
+      expect(t.missing).toEqual([
+        {
+          index: 5,
+          fqdn: `${spec.job}-5.${spec.svc}.ns1.svc.cluster.local.`,
+          reason: 'nxdomain',
+          detail: expect.stringContaining('NXDOMAIN'),
+        },
+      ]);
+      expect(t.message).toContain(`${spec.job}-5.${spec.svc}.ns1.svc.cluster.local.`);
+      expect(t.message).toContain('2500 ms');
+    }
+  });
+
+  it('a running pod that never becomes Ready: the others miss it, it learns it is not in DNS itself', async () => {
+    const spec = await newJob(4);
+    const options = await Promise.all(
+      [0, 1, 2, 3].map((i) => podOptions(dir, spec, i, { timeoutMs: 2000, retryMaxDelayMs: 400 })),
+    );
+    const waits = options.map((o) => waitForPeers(o));
+    pending.push(...waits);
+    for (let i = 0; i < 3; i++) await ready(spec, i);
+    const errors = (await Promise.all(
+      waits.map((w) =>
+        w.then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+      ),
+    )) as TimeoutError[];
+    for (const err of errors.slice(0, 3)) {
+      expect(err.missing.map((m) => [m.index, m.reason])).toEqual([[3, 'nxdomain']]);
+    }
+    expect(errors[3]!.missing.map((m) => [m.index, m.reason])).toEqual([
+      [0, 'unconfirmed'],
+      [1, 'unconfirmed'],
+      [2, 'unconfirmed'],
+    ]);
+    expect(errors[3]!.message).toContain(`own address ${spec.ip(3)} never appeared`);
+    expect(errors[3]!.message).toContain('publishNotReadyAddresses');
+  });
+
+  it('rejects promptly with AbortedError when the signal aborts', async () => {
+    const spec = await newJob(3);
+    const ac = new AbortController();
+    const wait = waitForPeers(await podOptions(dir, spec, 0, { signal: ac.signal }));
+    pending.push(wait);
+    await sleep(100);
+    const started = performance.now();
+    ac.abort(new Error('shutting down'));
+    const err = await wait.catch((e: unknown) => e);
+    expect(performance.now() - started).toBeLessThan(500);
+    expect(err).toBeInstanceOf(AbortedError);
+    expect(err).toMatchObject({ code: 'ERR_KUBEPEERS_ABORTED', cause: new Error('shutting down') });
+  });
+
+  it("does not count a stale record that points at another job's responder", async () => {
+    const spec = await newJob(4);
+    const other: JobSpec = {
+      ...spec,
+      job: `${spec.job}x`,
+      size: 2,
+      ip: (i) => `127.0.${jobCounter}.${50 + i}`,
+    };
+    const ac = new AbortController();
+    const stranger = waitForPeers(await podOptions(dir, other, 0, { signal: ac.signal }));
+    pending.push(stranger);
+
+    // Phase 1: the name of index 3 points at the stranger: nobody counts it.
+    const short = await Promise.all(
+      [0, 1, 2, 3].map((i) => podOptions(dir, spec, i, { timeoutMs: 2000, retryMaxDelayMs: 400 })),
+    );
+    const first = short.map((o) => waitForPeers(o));
+    pending.push(...first);
+    for (let i = 0; i < 3; i++) await ready(spec, i);
+    await knot.markReady(`${spec.job}-3`, spec.svc, spec.ns, other.ip(0));
+    const errors = (await Promise.all(
+      first.map((w) =>
+        w.then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+      ),
+    )) as TimeoutError[];
+    for (const err of errors.slice(0, 3)) {
+      expect(err.missing).toEqual([
+        expect.objectContaining({
+          index: 3,
+          reason: 'wrong-identity',
+          detail: expect.stringContaining(`job differs`),
+        }),
+      ]);
+      expect(err.missing[0]!.detail).toContain(other.ip(0));
+    }
+
+    // Phase 2: the record is corrected; everyone passes with the real address.
+    await knot.markNotReady(`${spec.job}-3`, spec.svc, spec.ns, other.ip(0));
+    await ready(spec, 3);
+    const options = await Promise.all(
+      [0, 1, 2, 3].map((i) => podOptions(dir, spec, i, { timeoutMs: 10_000 })),
+    );
+    const results = await Promise.all(options.map((o) => waitForPeers(o)));
+    results.forEach((r, i) => expectRoster(r, spec, i));
+    ac.abort();
+  });
+
+  it('a pod replaced by a new process at a new address before the barrier completes: everyone gets the new address', async () => {
+    const spec = await newJob(4);
+    const options = await Promise.all(
+      [0, 1, 2, 3].map((i) => podOptions(dir, spec, i, { timeoutMs: 15_000 })),
+    );
+    const killer = new AbortController();
+    options[2] = { ...options[2], signal: killer.signal };
+    const waits = options.map((o) => waitForPeers(o));
+    pending.push(...waits);
+    for (const i of [0, 1, 2]) await ready(spec, i);
+    await sleep(500); // 0, 1, 2 have verified one another; 3 is not Ready yet
+
+    // Index 2 dies and comes back elsewhere, as a replaced pod of an Indexed Job does.
+    killer.abort();
+    await expect(waits[2]).rejects.toMatchObject({ code: 'ERR_KUBEPEERS_ABORTED' });
+    await knot.markNotReady(`${spec.job}-2`, spec.svc, spec.ns, spec.ip(2));
+    const moved: JobSpec = { ...spec, ip: (i) => (i === 2 ? `127.0.${jobCounter}.99` : spec.ip(i)) };
+    const replacement = waitForPeers(await podOptions(dir, moved, 2, { timeoutMs: 15_000 }));
+    await ready(moved, 2);
+    await ready(spec, 3);
+    const results = await Promise.all([waits[0]!, waits[1]!, replacement, waits[3]!]);
+    results.forEach((r) => expect(r.peers[2]!.ip).toBe(moved.ip(2)));
+    results.forEach((r, k) => expectRoster(r, moved, k));
+  });
+
+  it('keeps waiting while the DNS server is down and passes after it returns', async () => {
+    const spec = await newJob(6);
+    const options = await Promise.all(
+      [...Array(6).keys()].map((i) => podOptions(dir, spec, i, { timeoutMs: 20_000, dnsTimeoutMs: 200 })),
+    );
+    const waits = options.map((o) => waitForPeers(o));
+    pending.push(...waits);
+    for (const i of [0, 1, 2]) await ready(spec, i);
+    await sleep(300);
+    await knot.halt();
+    await sleep(2000);
+    await knot.run();
+    for (const i of [3, 4, 5]) await ready(spec, i);
+    const results = await Promise.all(waits);
+    results.forEach((r, i) => expectRoster(r, spec, i));
+  });
+
+  it('a late pod passes after everyone else was released, thanks to the lingering responders', async () => {
+    const spec = await newJob(3);
+    const lingering = [0, 1, 2].map(() => new AbortController());
+    const options = await Promise.all(
+      [0, 1, 2].map((i) => podOptions(dir, spec, i, { lingerMs: 30_000, signal: lingering[i]!.signal })),
+    );
+    for (const i of [0, 1, 2]) await ready(spec, i);
+    const results = await Promise.all(options.map((o) => waitForPeers(o)));
+    results.forEach((r, i) => expectRoster(r, spec, i));
+    // Index 1's process goes away (aborting after release closes its lingering responder) and a new
+    // one starts with the same name and address: 0 and 2 have moved on but still answer, as released.
+    lingering[1]!.abort();
+    await sleep(50);
+    const again = await waitForPeers({
+      ...options[1]!,
+      signal: AbortSignal.timeout(10_000),
+      timeoutMs: 5000,
+    });
+    expectRoster(again, spec, 1);
+    for (const ac of lingering) ac.abort();
+  });
+});
+
+describe('process lifetime', () => {
+  it('a process that used the library exits by itself after release and after a timeout', async () => {
+    const { spawn } = await import('node:child_process');
+    const spec = await newJob(3);
+    for (const i of [0, 1]) await ready(spec, i);
+    const run = async (list: object[]): Promise<{ code: number | null; lines: unknown[] }> => {
+      const child = spawn(process.execPath, ['test/fixtures/pods-in-one-process.mjs', JSON.stringify(list)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const code = await new Promise<number | null>((resolve) => {
+        const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        child.on('exit', (c) => {
+          clearTimeout(kill);
+          resolve(c);
+        });
+      });
+      return {
+        code,
+        lines: out
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as unknown),
+      };
+    };
+    const strip = ({ onProgress: _o, signal: _s, ...rest }: Record<string, unknown>): object => rest;
+    // Three pods, default linger (10 min): the lingering responders must not keep the process alive.
+    await ready(spec, 2);
+    const all = await Promise.all([0, 1, 2].map((i) => podOptions(dir, spec, i, { lingerMs: 600_000 })));
+    const released = await run(all.map((o) => strip(o as Record<string, unknown>)));
+    expect(released).toEqual({ code: 0, lines: [0, 1, 2].map((i) => ({ ok: true, index: i, peers: 3 })) });
+
+    const spec2 = await newJob(3);
+    for (const i of [0, 1]) await ready(spec2, i);
+    const two = await Promise.all([0, 1].map((i) => podOptions(dir, spec2, i, { timeoutMs: 1000 })));
+    const timedOut = await run(two.map((o) => strip(o as Record<string, unknown>)));
+    expect(timedOut.code).toBe(0);
+    expect(timedOut.lines).toEqual(
+      [0, 1].map(() => expect.objectContaining({ ok: false, code: 'ERR_KUBEPEERS_TIMEOUT' })),
+    );
   });
 });

@@ -13,7 +13,11 @@ async function dns(handler: Handler): Promise<FakeDns> {
 }
 
 function resolverFor(list: FakeDns[], extra: { timeoutMs?: number; attempts?: number } = {}): StubResolver {
-  return new StubResolver({ nameservers: list.map((s) => ({ address: s.address, port: s.port })), timeoutMs: 300, ...extra });
+  return new StubResolver({
+    nameservers: list.map((s) => ({ address: s.address, port: s.port })),
+    timeoutMs: 300,
+    ...extra,
+  });
 }
 
 afterEach(async () => {
@@ -104,7 +108,9 @@ describe('StubResolver', () => {
   it('fails with reason refused when every server refuses, naming the servers', async () => {
     const s1 = await dns((q) => [reply(q, { rcode: 5 })]);
     const s2 = await dns((q) => [reply(q, { rcode: 5 })]);
-    const err = await resolverFor([s1, s2], { attempts: 2 }).query(NAME, 'A').catch((e: unknown) => e);
+    const err = await resolverFor([s1, s2], { attempts: 2 })
+      .query(NAME, 'A')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DnsError);
     expect(err).toMatchObject({ code: 'ERR_KUBEPEERS_DNS', reason: 'refused', rrtype: 'A' });
     expect((err as DnsError).message).toContain(`127.0.0.1:${s1.port}`);
@@ -114,7 +120,9 @@ describe('StubResolver', () => {
   it('times out on a silent server after its attempts', async () => {
     const s = await dns(() => []);
     const started = performance.now();
-    const err = await resolverFor([s], { timeoutMs: 100, attempts: 2 }).query(NAME, 'A').catch((e: unknown) => e);
+    const err = await resolverFor([s], { timeoutMs: 100, attempts: 2 })
+      .query(NAME, 'A')
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_KUBEPEERS_DNS', reason: 'timeout' });
     expect(s.queries.length).toBe(2);
     expect(performance.now() - started).toBeGreaterThanOrEqual(190);
@@ -129,7 +137,11 @@ describe('StubResolver', () => {
         ],
       }),
     ]);
-    expect(await resolverFor([s]).query(NAME, 'AAAA')).toMatchObject({ status: 'ok', addresses: ['fd00::7'], ttl: 4 });
+    expect(await resolverFor([s]).query(NAME, 'AAAA')).toMatchObject({
+      status: 'ok',
+      addresses: ['fd00::7'],
+      ttl: 4,
+    });
   });
 
   it('rejects promptly on abort and leaves no socket open', async () => {

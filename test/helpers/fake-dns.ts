@@ -56,7 +56,14 @@ function wire(udp: UdpSocket, tcp: Server, address: string, port: number, handle
       return;
     }
     const q = p.questions?.[0];
-    const query: Query = { id: p.id ?? 0, name: q?.name ?? '', type: q?.type ?? '', transport: 'udp', rinfo, packet: p };
+    const query: Query = {
+      id: p.id ?? 0,
+      name: q?.name ?? '',
+      type: q?.type ?? '',
+      transport: 'udp',
+      rinfo,
+      packet: p,
+    };
     queries.push(query);
     void Promise.resolve(handler(query)).then((bufs) => {
       for (const b of bufs) udp.send(b, rinfo.port, rinfo.address);
@@ -75,7 +82,13 @@ function wire(udp: UdpSocket, tcp: Server, address: string, port: number, handle
         buffered = buffered.subarray(2 + len);
         const p = packet.decode(body);
         const q = p.questions?.[0];
-        const query: Query = { id: p.id ?? 0, name: q?.name ?? '', type: q?.type ?? '', transport: 'tcp', packet: p };
+        const query: Query = {
+          id: p.id ?? 0,
+          name: q?.name ?? '',
+          type: q?.type ?? '',
+          transport: 'tcp',
+          packet: p,
+        };
         queries.push(query);
         void Promise.resolve(handler(query)).then((bufs) => {
           for (const b of bufs) {
@@ -126,7 +139,12 @@ export function reply(
 }
 
 export const a = (name: string, ip: string, ttl = 5): packet.Answer => ({ type: 'A', name, ttl, data: ip });
-export const aaaa = (name: string, ip: string, ttl = 5): packet.Answer => ({ type: 'AAAA', name, ttl, data: ip });
+export const aaaa = (name: string, ip: string, ttl = 5): packet.Answer => ({
+  type: 'AAAA',
+  name,
+  ttl,
+  data: ip,
+});
 export const soa = (zone: string, ttl: number, minimum: number): packet.Answer => ({
   type: 'SOA',
   name: zone,
@@ -137,7 +155,7 @@ export const soa = (zone: string, ttl: number, minimum: number): packet.Answer =
     serial: 1,
     refresh: 3600,
     retry: 600,
-    expiration: 86400,
+    expire: 86400,
     minimum,
   },
 });

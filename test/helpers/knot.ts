@@ -3,7 +3,7 @@
  * updates (knsupdate) the way EndpointSlice changes reach CoreDNS. Stands in for cluster DNS in tests.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
@@ -52,6 +52,7 @@ export class Knot {
   static async start(options: KnotOptions = {}): Promise<Knot> {
     const zone = options.zone ?? 'cluster.local';
     const dir = await mkdtemp(join(tmpdir(), 'kubepeers-knot-'));
+    await mkdir(join(dir, 'db'));
     const port = await freePort();
     const knot = new Knot(dir, port, zone);
     await writeFile(
@@ -78,7 +79,7 @@ template:
     storage: "${dir}"
     file: "%s.zone"
     zonefile-sync: -1
-    journal-content: none
+    journal-content: changes
     semantic-checks: off
 zone:
   - domain: ${zone}
@@ -104,7 +105,11 @@ ns.dns A 127.0.0.1
     const proc = spawn('knotd', ['-c', join(this.dir, 'knot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
     proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    const resolver = new StubResolver({ nameservers: [{ address: this.address, port: this.port }], timeoutMs: 100, attempts: 1 });
+    const resolver = new StubResolver({
+      nameservers: [{ address: this.address, port: this.port }],
+      timeoutMs: 100,
+      attempts: 1,
+    });
     const until = Date.now() + 10_000;
     while (Date.now() < until) {
       if (proc.exitCode !== null) throw new Error(`knotd exited ${proc.exitCode}: ${this.stderr}`);
@@ -131,25 +136,40 @@ ns.dns A 127.0.0.1
 
   /** Applies `update add/delete` lines (relative owner names get the zone appended) in one DNS UPDATE. */
   async update(lines: string[]): Promise<void> {
-    const script = [`server ${this.address} ${this.port}`, `zone ${this.zone}.`, `origin ${this.zone}.`, ...lines, 'send', ''].join('\n');
+    const script = [
+      `server ${this.address} ${this.port}`,
+      `zone ${this.zone}.`,
+      `origin ${this.zone}.`,
+      ...lines,
+      'send',
+      '',
+    ].join('\n');
     await new Promise<void>((resolve, reject) => {
       const p = spawn('knsupdate', [], { stdio: ['pipe', 'ignore', 'pipe'] });
       let err = '';
       p.stderr.on('data', (d: Buffer) => (err += d.toString()));
       p.on('error', reject);
-      p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`knsupdate exited ${code}: ${err}`))));
+      p.on('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`knsupdate exited ${code}: ${err}`)),
+      );
       p.stdin.end(script);
     });
   }
 
   /** Publishes a Ready pod: its own A record and its entry in the Service's A set. */
   markReady(pod: string, svc: string, ns: string, ip: string, ttl = 5): Promise<void> {
-    return this.update([`update add ${pod}.${svc}.${ns}.svc ${ttl} A ${ip}`, `update add ${svc}.${ns}.svc ${ttl} A ${ip}`]);
+    return this.update([
+      `update add ${pod}.${svc}.${ns}.svc ${ttl} A ${ip}`,
+      `update add ${svc}.${ns}.svc ${ttl} A ${ip}`,
+    ]);
   }
 
   /** Withdraws a pod's records (it stopped being Ready, or was deleted). */
   markNotReady(pod: string, svc: string, ns: string, ip: string): Promise<void> {
-    return this.update([`update delete ${pod}.${svc}.${ns}.svc A ${ip}`, `update delete ${svc}.${ns}.svc A ${ip}`]);
+    return this.update([
+      `update delete ${pod}.${svc}.${ns}.svc A ${ip}`,
+      `update delete ${svc}.${ns}.svc A ${ip}`,
+    ]);
   }
 
   async stop(): Promise<void> {

@@ -18,7 +18,11 @@ export interface JobSpec {
   dns: { address: string; port: number };
 }
 
-export async function podFiles(dir: string, spec: JobSpec, i: number): Promise<{ hostsPath: string; resolvConfPath: string }> {
+export async function podFiles(
+  dir: string,
+  spec: JobSpec,
+  i: number,
+): Promise<{ hostsPath: string; resolvConfPath: string }> {
   const podDir = join(dir, `${spec.job}-${i}`);
   await mkdir(podDir, { recursive: true });
   const hostsPath = join(podDir, 'hosts');
@@ -47,7 +51,12 @@ options ndots:5
 }
 
 /** Options for pod i of `spec`, as if running inside that pod. */
-export async function podOptions(dir: string, spec: JobSpec, i: number, extra: WaitForPeersOptions = {}): Promise<WaitForPeersOptions> {
+export async function podOptions(
+  dir: string,
+  spec: JobSpec,
+  i: number,
+  extra: WaitForPeersOptions = {},
+): Promise<WaitForPeersOptions> {
   return {
     ...(await podFiles(dir, spec, i)),
     env: { JOB_COMPLETION_INDEX: String(i), KUBEPEERS_SIZE: String(spec.size) },
