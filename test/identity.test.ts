@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { parseHosts, parseResolvConf, peerFqdn, peerHostname, serviceFqdn } from '../src/index.js';
+
+const KUBELET_HOSTS = `# Kubernetes-managed hosts file.
+127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+fe00::0\tip6-mcastprefix
+fe00::1\tip6-allnodes
+fe00::2\tip6-allrouters
+10.244.1.7\texample-job-2.headless-svc.default.svc.cluster.local\texample-job-2
+
+# Entries added by HostAliases.
+127.0.0.1\tfoo.local\tbar.local
+`;
+
+describe('parseHosts', () => {
+  it('reads the pod FQDN kubelet writes for a pod with a subdomain', () => {
+    expect(parseHosts(KUBELET_HOSTS, 'example-job-2')).toEqual({
+      address: '10.244.1.7',
+      subdomain: 'headless-svc',
+      namespace: 'default',
+      clusterDomain: 'cluster.local',
+    });
+  });
+
+  it('handles IPv6 pods, custom cluster domains and upper case', () => {
+    const text = 'fd00:10:244:1::7  Train-0.Workers.ML-Team.svc.k8s.example.com.  train-0\n';
+    expect(parseHosts(text, 'train-0')).toEqual({
+      address: 'fd00:10:244:1::7',
+      subdomain: 'workers',
+      namespace: 'ml-team',
+      clusterDomain: 'k8s.example.com',
+    });
+  });
+
+  it('falls back to the short-name line of a pod without subdomain, ignoring loopback lines', () => {
+    const text = '127.0.1.1 job-0\n10.1.2.3\tjob-0\n';
+    expect(parseHosts(text, 'job-0')).toEqual({ address: '10.1.2.3' });
+  });
+
+  it('returns undefined when the host is absent, and skips comments and garbage', () => {
+    expect(
+      parseHosts('# 10.0.0.1 job-0.s.n.svc.cluster.local\nnot-an-ip job-0\n\n', 'job-0'),
+    ).toBeUndefined();
+    expect(parseHosts(KUBELET_HOSTS, 'example-job-3')).toBeUndefined();
+  });
+
+  it('does not take a longer hostname for ours', () => {
+    const text = '10.0.0.9 job-10.svc.ns.svc.cluster.local job-10\n';
+    expect(parseHosts(text, 'job-1')).toBeUndefined();
+  });
+});
+
+describe('parseResolvConf', () => {
+  it('reads nameservers and the namespace and cluster domain from a ClusterFirst search list', () => {
+    const text = `search default.svc.cluster.local svc.cluster.local cluster.local us-central1-b.c.proj.internal google.internal
+nameserver 10.96.0.10
+options ndots:5
+`;
+    expect(parseResolvConf(text)).toEqual({
+      nameservers: ['10.96.0.10'],
+      search: [
+        'default.svc.cluster.local',
+        'svc.cluster.local',
+        'cluster.local',
+        'us-central1-b.c.proj.internal',
+        'google.internal',
+      ],
+      namespace: 'default',
+      clusterDomain: 'cluster.local',
+    });
+  });
+
+  it('keeps several nameservers in order (IPv6 too), drops malformed ones, last search wins', () => {
+    const text = `nameserver 169.254.20.10 # NodeLocal DNSCache
+nameserver fd00::a
+nameserver not-an-address
+; comment
+search first.example
+search ml.svc.corp.local
+`;
+    expect(parseResolvConf(text)).toMatchObject({
+      nameservers: ['169.254.20.10', 'fd00::a'],
+      search: ['ml.svc.corp.local'],
+      namespace: 'ml',
+      clusterDomain: 'corp.local',
+    });
+  });
+
+  it('has no namespace when dnsPolicy is Default (host resolv.conf)', () => {
+    const r = parseResolvConf('nameserver 8.8.8.8\nsearch example.com\n');
+    expect(r.namespace).toBeUndefined();
+    expect(r.clusterDomain).toBeUndefined();
+  });
+});
+
+describe('peer names', () => {
+  const names = { jobName: 'train', subdomain: 'workers', namespace: 'ml', clusterDomain: 'cluster.local' };
+  it('builds the deterministic names of an Indexed Job', () => {
+    expect(peerHostname(names, 3)).toBe('train-3');
+    expect(peerFqdn(names, 3)).toBe('train-3.workers.ml.svc.cluster.local');
+    expect(serviceFqdn(names)).toBe('workers.ml.svc.cluster.local');
+  });
+});

@@ -1,0 +1,166 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_PORT, resolveConfig, type WaitForPeersOptions } from '../src/index.js';
+
+let hostsPath: string;
+let resolvConfPath: string;
+let bareHosts: string;
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'kubepeers-options-'));
+  hostsPath = join(dir, 'hosts');
+  resolvConfPath = join(dir, 'resolv.conf');
+  bareHosts = join(dir, 'hosts-bare');
+  await writeFile(
+    hostsPath,
+    '127.0.0.1 localhost\n10.244.1.7\ttrain-2.workers.ml.svc.cluster.local\ttrain-2\n',
+  );
+  await writeFile(bareHosts, '127.0.0.1 localhost\n10.244.1.7\ttrain-2\n');
+  await writeFile(
+    resolvConfPath,
+    'search ml.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n',
+  );
+});
+
+const base = (extra: WaitForPeersOptions = {}): WaitForPeersOptions => ({
+  hostsPath,
+  resolvConfPath,
+  hostname: 'train-2',
+  env: { JOB_COMPLETION_INDEX: '2', KUBEPEERS_SIZE: '4' },
+  ...extra,
+});
+
+async function configError(options: WaitForPeersOptions): Promise<ConfigError> {
+  const err = await resolveConfig(options).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ConfigError);
+  expect(err).toMatchObject({ code: 'ERR_KUBEPEERS_CONFIG' });
+  return err as ConfigError;
+}
+
+describe('resolveConfig', () => {
+  it('needs nothing but the index and size env inside a pod', async () => {
+    const c = await resolveConfig(base());
+    expect(c).toMatchObject({
+      index: 2,
+      size: 4,
+      jobName: 'train',
+      subdomain: 'workers',
+      namespace: 'ml',
+      clusterDomain: 'cluster.local',
+      selfAddress: '10.244.1.7',
+      listenAddress: '10.244.1.7',
+      nameservers: [{ address: '10.96.0.10', port: 53 }],
+      port: DEFAULT_PORT,
+      family: 4,
+      timeoutMs: 600_000,
+      runId: '',
+    });
+  });
+
+  it('options win over env, env wins over files', async () => {
+    const c = await resolveConfig(
+      base({
+        env: {
+          JOB_COMPLETION_INDEX: '2',
+          KUBEPEERS_SIZE: '4',
+          KUBEPEERS_SUBDOMAIN: 'from-env',
+          KUBEPEERS_PORT: '9000',
+          KUBEPEERS_RUN_ID: 'uid-1',
+        },
+        namespace: 'from-option',
+        nameservers: ['127.0.0.1:5353', '[fd00::1]:53'],
+      }),
+    );
+    expect(c).toMatchObject({
+      subdomain: 'from-env',
+      namespace: 'from-option',
+      port: 9000,
+      runId: 'uid-1',
+      nameservers: [
+        { address: '127.0.0.1', port: 5353 },
+        { address: 'fd00::1', port: 53 },
+      ],
+    });
+  });
+
+  it('takes namespace and domain from resolv.conf when /etc/hosts has only the short name', async () => {
+    const c = await resolveConfig(base({ hostsPath: bareHosts, subdomain: 'workers' }));
+    expect(c).toMatchObject({ namespace: 'ml', clusterDomain: 'cluster.local', selfAddress: '10.244.1.7' });
+  });
+
+  it('names a bad index, where it came from and what was expected', async () => {
+    const err = await configError(base({ env: { JOB_COMPLETION_INDEX: 'two', KUBEPEERS_SIZE: '4' } }));
+    expect(err.message).toBe(
+      'index is "two" (from env JOB_COMPLETION_INDEX); expected an integer from 0 to 3',
+    );
+    expect(err).toMatchObject({ setting: 'index', source: 'env JOB_COMPLETION_INDEX', value: 'two' });
+    const out = await configError(base({ env: { JOB_COMPLETION_INDEX: '4', KUBEPEERS_SIZE: '4' } }));
+    expect(out.message).toContain('expected an integer from 0 to 3');
+  });
+
+  it('says that size must be given because Kubernetes does not expose it', async () => {
+    const err = await configError(base({ env: { JOB_COMPLETION_INDEX: '2' } }));
+    expect(err.message).toContain('size is missing (from option size or env KUBEPEERS_SIZE)');
+    expect(err.message).toContain('Kubernetes does not expose it');
+  });
+
+  it('rejects a hostname that is not <job>-<index> unless the job name is given', async () => {
+    const err = await configError(base({ hostname: 'train-7' }));
+    expect(err.message).toContain('jobName is "train-7" (from hostname (option hostname))');
+    const c = await resolveConfig(
+      base({ hostname: 'train-7', hostsPath: bareHosts, jobName: 'train', subdomain: 'workers' }),
+    );
+    expect(c.jobName).toBe('train');
+  });
+
+  it('rejects names that are not DNS labels, and job names too long for their pod hostnames', async () => {
+    expect((await configError(base({ jobName: 'Train_Job' }))).message).toContain('a DNS label');
+    const long = 'j'.repeat(62);
+    const err = await configError(
+      base({ jobName: long, env: { JOB_COMPLETION_INDEX: '2', KUBEPEERS_SIZE: '100' } }),
+    );
+    expect(err.message).toContain(`"${long}-99" fits a 63-character DNS label`);
+  });
+
+  it('explains a missing subdomain and missing nameservers', async () => {
+    const err = await configError(base({ hostsPath: bareHosts }));
+    expect(err.message).toContain('subdomain is missing');
+    expect(err.message).toContain("pod's spec.subdomain");
+    const noDns = await configError(base({ resolvConfPath: join(dir, 'does-not-exist') }));
+    expect(noDns.message).toContain('(unreadable)');
+    expect(noDns.setting).toBe('nameservers');
+  });
+
+  it('rejects bad numbers, ports, nameservers and families', async () => {
+    expect((await configError(base({ port: 70000 }))).message).toContain('port is 70000 (from option port)');
+    expect(
+      (
+        await configError(
+          base({ env: { JOB_COMPLETION_INDEX: '2', KUBEPEERS_SIZE: '4', KUBEPEERS_PORT: '22x' } }),
+        )
+      ).source,
+    ).toBe('env KUBEPEERS_PORT');
+    expect((await configError(base({ timeoutMs: -1 }))).setting).toBe('timeoutMs');
+    expect((await configError(base({ nameservers: ['dns.example:53'] }))).message).toContain(
+      '"dns.example:53"',
+    );
+    expect((await configError(base({ family: 5 as never }))).setting).toBe('family');
+    expect((await configError(base({ retryMinDelayMs: 500, retryMaxDelayMs: 100 }))).setting).toBe(
+      'retryMaxDelayMs',
+    );
+  });
+
+  it('never shows the secret in an error', async () => {
+    const err = await configError(base({ secret: 'x'.repeat(5000) }));
+    expect(err.message).not.toContain('xxxx');
+  });
+
+  it('picks AAAA for an IPv6 pod', async () => {
+    const v6 = join(dir, 'hosts-v6');
+    await writeFile(v6, 'fd00::7 train-2.workers.ml.svc.cluster.local train-2\n');
+    expect((await resolveConfig(base({ hostsPath: v6 }))).family).toBe(6);
+  });
+});
