@@ -537,7 +537,7 @@ class Barrier {
       // A new process for that index (restarted pod): nothing we knew of the old one holds.
       for (const old of peer.channels) old.close();
       peer.channels.clear();
-      this.forget(peer, `index ${peer.index} restarted`);
+      this.forget(peer, { reason: 'connect-failed', detail: `index ${peer.index} restarted` });
     }
     peer.instance = hs.peerInstance;
     peer.channels.add(channel);
@@ -580,19 +580,28 @@ class Barrier {
       return;
     }
     if (peer.channels.size > 0 || peer.released) return;
-    this.forget(peer, `connection to ${channel.remoteAddress} lost${bye ? ` (peer ${bye})` : ''}`);
+    this.forget(
+      peer,
+      bye
+        ? {
+            reason: 'gave-up',
+            detail: `it stopped waiting (${bye}) and disconnected from ${channel.remoteAddress}`,
+          }
+        : { reason: 'connect-failed', detail: `connection with ${channel.remoteAddress} lost` },
+    );
     this.update();
     this.kick(peer);
   }
 
-  private forget(peer: PeerState, why: string): void {
+  /** Drops what we knew of a peer that went away. A failure seen before it was verified stays the reason. */
+  private forget(peer: PeerState, why: NonNullable<PeerState['lastFailure']>): void {
+    if (peer.outDone || !peer.lastFailure) peer.lastFailure = why;
     if (peer.address) this.addresses.delete(peer.address);
     peer.outDone = false;
     peer.inDone = false;
     peer.released = false;
     peer.address = undefined;
     peer.resolved = [];
-    peer.lastFailure = { reason: 'connect-failed', detail: why };
   }
 
   private markOut(peer: PeerState, channel: Channel): void {
@@ -714,6 +723,10 @@ class Barrier {
       }
       missing.push({ index: peer.index, fqdn: peer.fqdn, reason, detail });
     }
+    // Causes first: peers that gave up did so because someone else was missing.
+    missing.sort(
+      (x, y) => Number(x.reason === 'gave-up') - Number(y.reason === 'gave-up') || x.index - y.index,
+    );
     let hint: string | undefined;
     if (this.config.selfAddress && !this.selfSeen) {
       hint =

@@ -153,10 +153,19 @@ export interface MissingPeer {
    * - `dns-error`: the DNS servers failed (timeout, SERVFAIL, REFUSED);
    * - `connect-failed`: its address resolved but the TCP connection failed (refused, unreachable, timeout);
    * - `wrong-identity`: something answered at its address but is not this member of this run;
-   * - `unconfirmed`: we verified it but it has not yet verified us (it cannot resolve or reach our name).
+   * - `unconfirmed`: we verified it but it has not yet verified us (it cannot resolve or reach our name);
+   * - `gave-up`: it stopped waiting (its own timeout or abort) and disconnected: a consequence of another
+   *   peer's absence, listed after the others.
    */
   reason:
-    'not-seen' | 'nxdomain' | 'nodata' | 'dns-error' | 'connect-failed' | 'wrong-identity' | 'unconfirmed';
+    | 'not-seen'
+    | 'nxdomain'
+    | 'nodata'
+    | 'dns-error'
+    | 'connect-failed'
+    | 'wrong-identity'
+    | 'unconfirmed'
+    | 'gave-up';
   /** Human-readable detail: rcode, address, errno, mismatch. */
   detail: string;
 }
