@@ -126,6 +126,8 @@ class Barrier {
   private readonly peers = new Map<number, PeerState>();
   /** Addresses seen in the Service answer, by our own poll or by gossip. */
   private readonly seenInDns = new Set<string>();
+  /** Gossip stops being read past this many known addresses: a peer cannot make us probe without end. */
+  private readonly maxKnownAddresses: number;
   /** What we know of an address: being probed, owned by a peer, or foreign. */
   private readonly addresses = new Map<string, { owner?: number; foreign?: string; probe?: Loop }>();
   private readonly stop = new AbortController();
@@ -159,6 +161,7 @@ class Barrier {
       timeoutMs: config.dnsTimeoutMs,
       attempts: config.dnsAttempts,
     });
+    this.maxKnownAddresses = 4 * config.size + MAX_GOSSIP_ADDRESSES;
     this.types = config.family === 'dual' ? ['A', 'AAAA'] : [config.family === 6 ? 'AAAA' : 'A'];
     for (let k = 0; k < config.size; k++) {
       if (k === config.index) continue;
@@ -562,7 +565,11 @@ class Barrier {
     if (message.t === 'verified') {
       peer.inDone = true;
       this.update();
-    } else if (message.t === 'ips' && Array.isArray(message.ips)) {
+    } else if (
+      message.t === 'ips' &&
+      Array.isArray(message.ips) &&
+      this.seenInDns.size < this.maxKnownAddresses
+    ) {
       const ips = message.ips
         .slice(0, MAX_GOSSIP_ADDRESSES)
         .filter((ip): ip is string => typeof ip === 'string' && isIP(ip) !== 0 && !this.seenInDns.has(ip));

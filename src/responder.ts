@@ -87,10 +87,8 @@ export class Responder {
       o.handshakeTimeoutMs,
       o.port,
     )
-      .then(
-        (result) => o.onPeer(channel, result),
-        () => socket.destroy(),
-      )
+      .then((result) => o.onPeer(channel, result))
+      .catch(() => socket.destroy())
       .finally(() => this.pending--);
   }
 }
