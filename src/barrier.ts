@@ -67,7 +67,7 @@ export interface PeersResult {
   elapsedMs: number;
 }
 
-type FailureReason = Exclude<MissingPeer['reason'], 'not-seen' | 'unconfirmed'>;
+type FailureReason = Exclude<MissingPeer['reason'], 'unconfirmed'>;
 
 interface PeerState {
   index: number;
@@ -587,15 +587,14 @@ class Barrier {
       return;
     }
     if (peer.channels.size > 0 || peer.released) return;
-    this.forget(
-      peer,
-      bye
-        ? {
-            reason: 'gave-up',
-            detail: `it stopped waiting (${bye}) and disconnected from ${channel.remoteAddress}`,
-          }
-        : { reason: 'connect-failed', detail: `connection with ${channel.remoteAddress} lost` },
-    );
+    const from = channel.remoteAddress;
+    let why: NonNullable<PeerState['lastFailure']>;
+    if (!bye) why = { reason: 'connect-failed', detail: `connection with ${from} lost` };
+    else if (peer.outDone)
+      why = { reason: 'gave-up', detail: `it stopped waiting (${bye}) and disconnected from ${from}` };
+    else
+      why = { reason: 'not-seen', detail: `${this.runningNotInDns(from)}; it has stopped waiting (${bye})` };
+    this.forget(peer, why);
     this.update();
     this.kick(peer);
   }
@@ -710,6 +709,10 @@ class Barrier {
     return r ? r.close() : Promise.resolve();
   }
 
+  private runningNotInDns(from: string): string {
+    return `it is running (connected from ${from}) but its address never appeared in ${serviceFqdn(this.config)}: not Ready?`;
+  }
+
   private timeoutError(): TimeoutError {
     const missing: MissingPeer[] = [];
     for (const peer of this.peers.values()) {
@@ -723,7 +726,7 @@ class Barrier {
         ({ reason, detail } = peer.lastFailure);
       } else if (peer.channels.size > 0) {
         reason = 'not-seen';
-        detail = `it connected from ${[...peer.channels][0]!.remoteAddress} but its address never appeared in ${serviceFqdn(this.config)}`;
+        detail = this.runningNotInDns([...peer.channels][0]!.remoteAddress);
       } else {
         reason = 'not-seen';
         detail = `no address of ${serviceFqdn(this.config)} belonged to it and it never connected${this.lastServiceFailure ? ` (last Service lookup: ${this.lastServiceFailure})` : ''}`;

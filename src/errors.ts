@@ -148,7 +148,7 @@ export interface MissingPeer {
   fqdn: string;
   /**
    * Last failure seen for this peer:
-   * - `not-seen`: its address never showed up in DNS and it never connected to us;
+   * - `not-seen`: its address never showed up in the Service's DNS answer (it may be running: then the detail says so);
    * - `nxdomain` / `nodata`: its name did not resolve;
    * - `dns-error`: the DNS servers failed (timeout, SERVFAIL, REFUSED);
    * - `connect-failed`: its address resolved but the TCP connection failed (refused, unreachable, timeout);

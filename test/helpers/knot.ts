@@ -8,10 +8,15 @@ import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StubResolver } from '../../src/resolver.js';
 
 export interface KnotOptions {
   zone?: string;
+  /** Run knotd (and knsupdate) inside this network namespace. Default: the current one. */
+  netns?: string;
+  /** Listen address. Default: 127.0.0.1. */
+  address?: string;
+  /** Listen port. Default: a free port chosen by the OS. */
+  port?: number;
   /** Default TTL of records (CoreDNS: 5). */
   ttl?: number;
   /** SOA minimum, the negative-caching TTL (CoreDNS: 5). */
@@ -38,28 +43,42 @@ export async function freePort(address = '127.0.0.1'): Promise<number> {
   }
 }
 
+/** Query counters of knotd's mod-stats, summed over restarts. */
+export interface DnsCounters {
+  /** Queries by type (`A`, `AAAA`, `SOA`, ...). */
+  byType: Record<string, number>;
+  /** Queries by transport (`udp4`, `tcp4`, ...). */
+  byProtocol: Record<string, number>;
+  /** Replies by rcode (`NOERROR`, `NXDOMAIN`, ...). */
+  byRcode: Record<string, number>;
+  total: number;
+}
+
 export class Knot {
-  readonly address = '127.0.0.1';
   private proc: ChildProcess | undefined;
   private stderr = '';
+  private carried: DnsCounters = emptyCounters();
 
   private constructor(
     readonly dir: string,
+    readonly address: string,
     readonly port: number,
     readonly zone: string,
+    readonly netns: string | undefined,
   ) {}
 
   static async start(options: KnotOptions = {}): Promise<Knot> {
     const zone = options.zone ?? 'cluster.local';
     const dir = await mkdtemp(join(tmpdir(), 'kubepeers-knot-'));
     await mkdir(join(dir, 'db'));
-    const port = await freePort();
-    const knot = new Knot(dir, port, zone);
+    const address = options.address ?? '127.0.0.1';
+    const port = options.port ?? (await freePort(address));
+    const knot = new Knot(dir, address, port, zone, options.netns);
     await writeFile(
       join(dir, 'knot.conf'),
       `server:
     rundir: "${dir}"
-    listen: 127.0.0.1@${port}
+    listen: ${address}@${port}
     udp-workers: 1
     tcp-workers: 1
     background-workers: 1
@@ -72,10 +91,16 @@ database:
     storage: "${dir}/db"
 acl:
   - id: local_update
-    address: 127.0.0.0/8
+    address: [127.0.0.0/8, ${address}]
     action: update
+mod-stats:
+  - id: counters
+    request-protocol: on
+    query-type: on
+    response-code: on
 template:
   - id: default
+    global-module: mod-stats/counters
     storage: "${dir}"
     file: "%s.zone"
     zonefile-sync: -1
@@ -102,30 +127,51 @@ ns.dns A 127.0.0.1
   /** Starts knotd (again) and waits until it answers. */
   async run(): Promise<void> {
     this.stderr = '';
-    const proc = spawn('knotd', ['-c', join(this.dir, 'knot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(...this.command('knotd', '-c', join(this.dir, 'knot.conf')), {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     this.proc = proc;
     proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    const resolver = new StubResolver({
-      nameservers: [{ address: this.address, port: this.port }],
-      timeoutMs: 100,
-      attempts: 1,
-    });
     const until = Date.now() + 10_000;
     while (Date.now() < until) {
       if (proc.exitCode !== null) throw new Error(`knotd exited ${proc.exitCode}: ${this.stderr}`);
-      try {
-        await resolver.query(`ns.dns.${this.zone}`, 'A');
+      if (
+        await this.control('status').then(
+          () => true,
+          () => false,
+        )
+      )
         return;
-      } catch {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`knotd did not answer within 10 s: ${this.stderr}`);
   }
 
-  /** Stops knotd (SIGTERM) and waits for it to exit. The zone's in-memory changes are lost with it. */
+  /** PID of the running knotd, if any. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  /** `ip netns exec NS cmd ...` when knotd lives in a namespace. */
+  private command(...argv: string[]): [string, string[]] {
+    return this.netns ? ['ip', ['netns', 'exec', this.netns, ...argv]] : [argv[0]!, argv.slice(1)];
+  }
+
+  /** Runs a knotc command over the control socket (a file, so it works across namespaces). */
+  private control(...args: string[]): Promise<string> {
+    return run('knotc', ['-s', join(this.dir, 'knot.sock'), ...args]);
+  }
+
+  /** Query counters since start, summed over restarts. */
+  async counters(): Promise<DnsCounters> {
+    const now = this.proc ? parseStats(await this.control('stats')) : emptyCounters();
+    return addCounters(this.carried, now);
+  }
+
+  /** Stops knotd (SIGTERM) and waits for it to exit. Records and counters survive a restart. */
   async halt(): Promise<void> {
     const proc = this.proc;
+    if (proc && proc.exitCode === null) this.carried = await this.counters();
     this.proc = undefined;
     if (!proc || proc.exitCode !== null) return;
     await new Promise<void>((resolve) => {
@@ -144,16 +190,7 @@ ns.dns A 127.0.0.1
       'send',
       '',
     ].join('\n');
-    await new Promise<void>((resolve, reject) => {
-      const p = spawn('knsupdate', [], { stdio: ['pipe', 'ignore', 'pipe'] });
-      let err = '';
-      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      p.on('error', reject);
-      p.on('exit', (code) =>
-        code === 0 ? resolve() : reject(new Error(`knsupdate exited ${code}: ${err}`)),
-      );
-      p.stdin.end(script);
-    });
+    await run(...this.command('knsupdate'), script);
   }
 
   /** Publishes a Ready pod: its own A record and its entry in the Service's A set. */
@@ -176,4 +213,56 @@ ns.dns A 127.0.0.1
     await this.halt();
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+function emptyCounters(): DnsCounters {
+  return { byType: {}, byProtocol: {}, byRcode: {}, total: 0 };
+}
+
+function addCounters(a: DnsCounters, b: DnsCounters): DnsCounters {
+  const sum = (x: Record<string, number>, y: Record<string, number>): Record<string, number> => {
+    const out = { ...x };
+    for (const [k, v] of Object.entries(y)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
+  return {
+    byType: sum(a.byType, b.byType),
+    byProtocol: sum(a.byProtocol, b.byProtocol),
+    byRcode: sum(a.byRcode, b.byRcode),
+    total: a.total + b.total,
+  };
+}
+
+/** Parses `mod-stats.query-type[A] = 12` lines of `knotc stats`. */
+export function parseStats(text: string): DnsCounters {
+  const c = emptyCounters();
+  for (const m of text.matchAll(/^mod-stats\.([a-z-]+)\[([^\]]+)\] = (\d+)$/gm)) {
+    const [, counter, key, value] = m as unknown as [string, string, string, string];
+    const n = Number(value);
+    if (counter === 'query-type') {
+      c.byType[key] = n;
+      c.total += n;
+    } else if (counter === 'request-protocol') c.byProtocol[key] = n;
+    else if (counter === 'response-code') c.byRcode[key] = n;
+  }
+  return c;
+}
+
+/** Runs a command to completion, feeding `input`; rejects with its stderr on a non-zero exit. */
+export function run(cmd: string, args: string[], input = ''): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('error', reject);
+    p.on('exit', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`)),
+    );
+    if (p.stdin) {
+      p.stdin.on('error', () => {}); // a command that exits without reading: its exit code tells
+      p.stdin.end(input);
+    }
+  });
 }

@@ -1,0 +1,447 @@
+/**
+ * Cluster in a box: the part of Kubernetes kubepeers depends on, on one Linux machine, as root.
+ *
+ * - a "node" network namespace with a bridge `br0` (10.244.0.1) and a real knotd authoritative for
+ *   cluster.local, listening on 10.244.0.1:53;
+ * - one network namespace per pod, with a veth on that bridge, its own /32 address routed through the
+ *   node (as Calico does) and permanent neighbour entries on both sides, so that no ARP entry is ever
+ *   learned (the kernel's one neighbour table would overflow at ~64 pods); flooding is off on the bridge
+ *   ports, IPv6 is off everywhere;
+ * - per-pod /etc/hosts and /etc/resolv.conf exactly as kubelet writes them (via /etc/netns/<name>/),
+ *   the UTS hostname `<job>-<i>`, env `JOB_COMPLETION_INDEX`; the pod's program runs as nobody with no
+ *   capabilities, from a read-only copy of the package ("the image");
+ * - Ready = the pod's A record and its entry in the Service's A set are added by RFC 2136 dynamic update
+ *   (and removed when it is not Ready), standing in for EndpointSlices -> CoreDNS.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile, chmod } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Knot, run, type DnsCounters } from '../helpers/knot.js';
+
+const NODE_IP = '10.244.0.1';
+const BRIDGE_MAC = '02:00:0a:f4:00:01';
+const PREFIX = 'kpbox';
+const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../..');
+
+export interface BoxOptions {
+  job?: string;
+  svc?: string;
+  namespace?: string;
+  /** TTL of the records (CoreDNS: 5). */
+  ttl?: number;
+  /** SOA minimum: negative-caching TTL (CoreDNS: 5). */
+  soaMinimum?: number;
+}
+
+export interface PodSpec {
+  /** argv of the pod's program, run inside the image directory. */
+  command: string[];
+  /** Extra env (JOB_COMPLETION_INDEX and HOSTNAME are set by the box). */
+  env?: Record<string, string>;
+}
+
+export interface Pod {
+  index: number;
+  ip: string;
+  netns: string;
+  hostname: string;
+  process: ChildProcess;
+  stdout: string;
+  stderr: string;
+  /** Resolves when the process has exited (and been reaped). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  ready: boolean;
+}
+
+/** Kernel counters that must stay 0 in a healthy run (summed over the box's namespaces). */
+export interface KernelCounters {
+  UdpSndbufErrors: number;
+  IpOutDiscards: number;
+  UdpRcvbufErrors: number;
+  /** Namespaces with a non-zero counter, for the error message. */
+  offenders: string[];
+}
+
+let boxes = 0;
+
+export class ClusterInABox {
+  readonly job: string;
+  readonly svc: string;
+  readonly namespace: string;
+  readonly node: string;
+  readonly pods = new Map<number, Pod>();
+  readonly spawned: number[] = [];
+  private slot = 0;
+  private readonly namespaces: string[] = [];
+
+  private constructor(
+    readonly id: string,
+    readonly dir: string,
+    readonly image: string,
+    readonly knot: Knot,
+    options: BoxOptions,
+  ) {
+    this.job = options.job ?? 'example-job';
+    this.svc = options.svc ?? 'headless-svc';
+    this.namespace = options.namespace ?? 'default';
+    this.node = `${id}-node`;
+  }
+
+  /** Creates the node namespace, the bridge and the DNS server. Removes leftovers of dead runs first. */
+  static async create(options: BoxOptions = {}): Promise<ClusterInABox> {
+    await sweepDeadBoxes();
+    const id = `${PREFIX}${process.pid}x${++boxes}`;
+    const dir = await mkdtemp(join(tmpdir(), `${id}-`));
+    await chmod(dir, 0o755);
+    const node = `${id}-node`;
+    await sh(`
+      ip netns add ${node}
+      ip netns exec ${node} sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; echo 1 > /proc/sys/net/ipv4/ip_forward; echo 0 > /proc/sys/net/ipv4/conf/all/send_redirects; echo 0 > /proc/sys/net/ipv4/conf/default/send_redirects'
+      ip -n ${node} link set lo up
+      ip -n ${node} link add br0 address ${BRIDGE_MAC} type bridge
+      ip -n ${node} addr add ${NODE_IP}/16 dev br0
+      ip -n ${node} link set br0 up
+    `).catch(async (err: unknown) => {
+      await run('ip', ['netns', 'del', node]).catch(() => {});
+      throw err;
+    });
+    const knot = await Knot.start({
+      netns: node,
+      address: NODE_IP,
+      port: 53,
+      ttl: options.ttl ?? 5,
+      soaMinimum: options.soaMinimum ?? 5,
+    }).catch(async (err: unknown) => {
+      await run('ip', ['netns', 'del', node]).catch(() => {});
+      throw err;
+    });
+    const image = await buildImage(dir);
+    const box = new ClusterInABox(id, dir, image, knot, options);
+    box.namespaces.push(node);
+    return box;
+  }
+
+  /** The node namespace's DNS server address, as pods see it in resolv.conf. */
+  get dnsAddress(): string {
+    return NODE_IP;
+  }
+
+  private nextAddress(): { ip: string; mac: string; slot: number } {
+    const slot = this.slot++;
+    const hi = 1 + Math.floor(slot / 250);
+    const lo = 1 + (slot % 250);
+    if (hi > 250) throw new Error('cluster in a box: out of pod addresses');
+    const hex = (n: number): string => n.toString(16).padStart(2, '0');
+    return { ip: `10.244.${hi}.${lo}`, mac: `02:00:0a:f4:${hex(hi)}:${hex(lo)}`, slot };
+  }
+
+  /**
+   * Creates the pods' namespaces and starts their programs (not Ready yet: no DNS records). One call
+   * sets up many pods with a few batched `ip` commands.
+   */
+  async startPods(indices: number[], spec: PodSpec): Promise<Pod[]> {
+    const planned = indices.map((index) => ({ index, ...this.nextAddress() }));
+    const netnsOf = (p: { index: number; slot: number }): string => `${this.id}-p${p.index}s${p.slot}`;
+    const nodeBatch: string[] = [];
+    const bridgeBatch: string[] = [];
+    const script: string[] = [];
+    for (const p of planned) {
+      const ns = netnsOf(p);
+      this.namespaces.push(ns);
+      script.push(
+        `ip netns add ${ns}`,
+        `ip netns exec ${ns} sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; echo 0 > /proc/sys/net/ipv4/conf/all/accept_redirects'`,
+      );
+      nodeBatch.push(
+        `link add v${p.slot} type veth peer name eth0 address ${p.mac} netns ${ns}`,
+        `link set v${p.slot} master br0 up`,
+        `route add ${p.ip}/32 dev br0`,
+        `neigh replace ${p.ip} lladdr ${p.mac} dev br0 nud permanent`,
+      );
+      bridgeBatch.push(
+        `link set dev v${p.slot} flood off mcast_flood off bcast_flood off learning off`,
+        `fdb replace ${p.mac} dev v${p.slot} master static`,
+      );
+    }
+    const podBatches = planned.map((p) =>
+      [
+        `link set lo up`,
+        `addr add ${p.ip}/32 dev eth0`,
+        `link set eth0 up`,
+        `route add ${NODE_IP} dev eth0 scope link`,
+        `route add default via ${NODE_IP} dev eth0`,
+        `neigh replace ${NODE_IP} lladdr ${BRIDGE_MAC} dev eth0 nud permanent`,
+      ].join('\n'),
+    );
+    await sh(script.join('\n'));
+    await run('ip', ['-n', this.node, '-batch', '-'], nodeBatch.join('\n') + '\n');
+    await run('bridge', ['-n', this.node, '-batch', '-'], bridgeBatch.join('\n') + '\n');
+    await Promise.all(
+      planned.map((p, k) => run('ip', ['-n', netnsOf(p), '-batch', '-'], podBatches[k]! + '\n')),
+    );
+
+    const pods: Pod[] = [];
+    for (const p of planned) {
+      const ns = netnsOf(p);
+      const hostname = `${this.job}-${p.index}`;
+      const fqdn = `${hostname}.${this.svc}.${this.namespace}.svc.cluster.local`;
+      const etc = join('/etc/netns', ns);
+      await mkdir(etc, { recursive: true });
+      // What kubelet writes for a pod with hostname and subdomain, and dnsPolicy ClusterFirst.
+      await writeFile(
+        join(etc, 'hosts'),
+        `# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n${p.ip}\t${fqdn}\t${hostname}\n`,
+      );
+      await writeFile(
+        join(etc, 'resolv.conf'),
+        `search ${this.namespace}.svc.cluster.local svc.cluster.local cluster.local\nnameserver ${NODE_IP}\noptions ndots:5\n`,
+      );
+      pods.push(this.spawnPod(p.index, p.ip, ns, hostname, spec));
+    }
+    return pods;
+  }
+
+  private spawnPod(index: number, ip: string, netns: string, hostname: string, spec: PodSpec): Pod {
+    // ip netns exec (mount /etc/netns files) -> unshare --uts (own hostname) -> setpriv (nobody, no caps).
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        netns,
+        'unshare',
+        '--uts',
+        '--',
+        'sh',
+        '-c',
+        'echo "$0" > /proc/sys/kernel/hostname && exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all -- "$@"',
+        hostname,
+        ...spec.command,
+      ],
+      {
+        cwd: this.image,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: '/nonexistent',
+          JOB_COMPLETION_INDEX: String(index),
+          ...spec.env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    this.spawned.push(child.pid!);
+    const pod: Pod = {
+      index,
+      ip,
+      netns,
+      hostname,
+      process: child,
+      stdout: '',
+      stderr: '',
+      ready: false,
+      exited: new Promise((resolve) =>
+        child.on('exit', (code, signal) => resolve({ code, signal, at: performance.now() })),
+      ),
+    };
+    child.stdout!.on('data', (d: Buffer) => (pod.stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (pod.stderr += d.toString()));
+    this.pods.set(index, pod);
+    return pod;
+  }
+
+  private records(pod: Pod, op: 'add' | 'delete'): string[] {
+    const ttl = op === 'add' ? ' 5' : '';
+    return [
+      `update ${op} ${pod.hostname}.${this.svc}.${this.namespace}.svc${ttl} A ${pod.ip}`,
+      `update ${op} ${this.svc}.${this.namespace}.svc${ttl} A ${pod.ip}`,
+    ];
+  }
+
+  /** Marks pods Ready: their records appear in DNS (one dynamic update). */
+  async markReady(...indices: number[]): Promise<void> {
+    const pods = indices.map((i) => this.pod(i));
+    await this.knot.update(pods.flatMap((p) => this.records(p, 'add')));
+    for (const p of pods) p.ready = true;
+  }
+
+  /** Marks pods not Ready: their records disappear. */
+  async markNotReady(...indices: number[]): Promise<void> {
+    const pods = indices.map((i) => this.pod(i)).filter((p) => p.ready);
+    if (pods.length === 0) return;
+    await this.knot.update(pods.flatMap((p) => this.records(p, 'delete')));
+    for (const p of pods) p.ready = false;
+  }
+
+  pod(index: number): Pod {
+    const p = this.pods.get(index);
+    if (!p) throw new Error(`no pod ${index}`);
+    return p;
+  }
+
+  /** Kills a pod's program (SIGKILL by default), withdraws its records and deletes its namespace. */
+  async kill(index: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const pod = this.pod(index);
+    await this.markNotReady(index);
+    pod.process.kill(signal);
+    await pod.exited;
+    await deleteNamespace(pod.netns);
+  }
+
+  /** Kills pod `index` and starts its replacement: same hostname, new address, new namespace. */
+  async replace(index: number, spec: PodSpec): Promise<Pod> {
+    await this.kill(index);
+    const [pod] = await this.startPods([index], spec);
+    return pod!;
+  }
+
+  /** Stops the DNS server (records and counters are kept for its return). */
+  dnsDown(): Promise<void> {
+    return this.knot.halt();
+  }
+
+  dnsUp(): Promise<void> {
+    return this.knot.run();
+  }
+
+  /** The DNS server's query counters since the box was created. */
+  dnsCounters(): Promise<DnsCounters> {
+    return this.knot.counters();
+  }
+
+  /** Reads /proc/net/snmp in every namespace of the box. */
+  async kernelCounters(): Promise<KernelCounters> {
+    const live = (await listNamespaces()).filter((n) => n.startsWith(`${this.id}-`));
+    const out = await sh(live.map((n) => `echo "== ${n}"; ip netns exec ${n} cat /proc/net/snmp`).join('\n'));
+    const total: KernelCounters = { UdpSndbufErrors: 0, IpOutDiscards: 0, UdpRcvbufErrors: 0, offenders: [] };
+    for (const block of out.split('== ').slice(1)) {
+      const [name, ...lines] = block.split('\n');
+      const snmp = parseSnmp(lines.join('\n'));
+      const c = {
+        UdpSndbufErrors: snmp.Udp?.SndbufErrors ?? 0,
+        IpOutDiscards: snmp.Ip?.OutDiscards ?? 0,
+        UdpRcvbufErrors: snmp.Udp?.RcvbufErrors ?? 0,
+      };
+      total.UdpSndbufErrors += c.UdpSndbufErrors;
+      total.IpOutDiscards += c.IpOutDiscards;
+      total.UdpRcvbufErrors += c.UdpRcvbufErrors;
+      if (c.UdpSndbufErrors + c.IpOutDiscards + c.UdpRcvbufErrors > 0)
+        total.offenders.push(`${name}: ${JSON.stringify(c)}`);
+    }
+    return total;
+  }
+
+  /** Kills every process, deletes every namespace and file of the box. Safe to call twice. */
+  async destroy(): Promise<void> {
+    for (const pod of this.pods.values())
+      if (pod.process.exitCode === null && pod.process.signalCode === null) pod.process.kill('SIGKILL');
+    await Promise.all([...this.pods.values()].map((p) => p.exited));
+    await this.knot.stop().catch(() => {});
+    for (const ns of this.namespaces) await deleteNamespace(ns);
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** What the box left behind: namespaces, live processes it started, files. Empty after destroy(). */
+  async leftovers(): Promise<string[]> {
+    const found: string[] = [];
+    for (const ns of await listNamespaces()) if (ns.startsWith(`${this.id}-`)) found.push(`netns ${ns}`);
+    for (const pid of [...this.spawned, ...this.knotPids()]) if (isAlive(pid)) found.push(`process ${pid}`);
+    if (existsSync(this.dir)) found.push(`dir ${this.dir}`);
+    for (const e of existsSync('/etc/netns') ? await readdir('/etc/netns') : [])
+      if (e.startsWith(`${this.id}-`)) found.push(`/etc/netns/${e}`);
+    return found;
+  }
+
+  private knotPids(): number[] {
+    const pid = this.knot.pid;
+    return pid === undefined ? [] : [pid];
+  }
+}
+
+/** Builds "the image": a world-readable copy of the built package and its runtime dependencies. */
+async function buildImage(dir: string): Promise<string> {
+  const image = join(dir, 'image');
+  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { name: string };
+  const self = join(image, 'node_modules', pkg.name);
+  await mkdir(self, { recursive: true });
+  await cp(join(ROOT, 'package.json'), join(self, 'package.json'));
+  await cp(join(ROOT, 'dist'), join(self, 'dist'), { recursive: true });
+  await cp(join(ROOT, 'example-workload'), join(image, 'example-workload'), { recursive: true });
+  const seen = new Set<string>();
+  const copyDeps = async (from: string): Promise<void> => {
+    const manifest = JSON.parse(await readFile(join(from, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+    };
+    for (const dep of Object.keys(manifest.dependencies ?? {})) {
+      if (seen.has(dep)) continue;
+      seen.add(dep);
+      const src = join(ROOT, 'node_modules', dep);
+      await cp(src, join(image, 'node_modules', dep), { recursive: true });
+      await copyDeps(src);
+    }
+  };
+  await copyDeps(ROOT);
+  await sh(`chmod -R a+rX ${image}`);
+  return image;
+}
+
+function parseSnmp(text: string): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  const lines = text.split('\n').filter(Boolean);
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const [proto, ...keys] = lines[i]!.split(/\s+/);
+    const values = lines[i + 1]!.split(/\s+/).slice(1);
+    const name = proto!.replace(/:$/, '');
+    out[name] = Object.fromEntries(keys.map((k, j) => [k, Number(values[j])]));
+  }
+  return out;
+}
+
+/** True while /proc/<pid> exists and is not a zombie. */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function listNamespaces(): Promise<string[]> {
+  const out = await run('ip', ['netns', 'list']);
+  return out
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter(Boolean);
+}
+
+/** Kills whatever still runs inside a namespace, then deletes it and its /etc/netns files. */
+async function deleteNamespace(ns: string): Promise<void> {
+  const pids = await run('ip', ['netns', 'pids', ns]).catch(() => '');
+  for (const pid of pids.split('\n').filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await run('ip', ['netns', 'del', ns]).catch(() => {});
+  await rm(join('/etc/netns', ns), { recursive: true, force: true });
+}
+
+/** Removes namespaces left by boxes of processes that no longer exist (a crashed or killed test run). */
+async function sweepDeadBoxes(): Promise<void> {
+  for (const ns of await listNamespaces()) {
+    const m = new RegExp(`^${PREFIX}(\\d+)x\\d+-`).exec(ns);
+    if (m && !isAlive(Number(m[1]))) await deleteNamespace(ns);
+  }
+  for (const e of existsSync('/etc/netns') ? await readdir('/etc/netns') : []) {
+    const m = new RegExp(`^${PREFIX}(\\d+)x\\d+-`).exec(e);
+    if (m && !isAlive(Number(m[1]))) await rm(join('/etc/netns', e), { recursive: true, force: true });
+  }
+}
+
+function sh(script: string): Promise<string> {
+  return run('bash', ['-euo', 'pipefail', '-c', script]);
+}
