@@ -244,9 +244,12 @@ class Barrier {
           }
           this.lastServiceFailure = undefined;
           for (const ip of answer.addresses) {
-            if (this.seenInDns.has(ip)) continue;
-            this.seenInDns.add(ip);
-            fresh.push(ip);
+            if (!this.seenInDns.has(ip)) {
+              this.seenInDns.add(ip);
+              fresh.push(ip);
+            } else {
+              this.remind(ip);
+            }
           }
           if (this.config.selfAddress && answer.addresses.includes(this.config.selfAddress))
             this.selfSeen = true;
@@ -301,6 +304,17 @@ class Barrier {
         if (err instanceof RetryLater) peer.lastFailure = { reason: err.reason, detail: err.message };
       });
     });
+  }
+
+  /**
+   * An address seen before is still in the Service: if the check of its owner (or its probe) sleeps,
+   * typically on the negative TTL of an answer older than this one, try again now. At most one query
+   * per such peer per poll; a peer that passed is never asked again.
+   */
+  private remind(ip: string): void {
+    const entry = this.addresses.get(ip);
+    const loop = entry?.owner !== undefined ? this.peers.get(entry.owner)?.check : entry?.probe;
+    if (loop?.sleeping) this.wake(loop);
   }
 
   private onAddresses(ips: readonly string[]): void {
@@ -428,6 +442,7 @@ class Barrier {
     const state: Loop = { controller: new AbortController(), sleeping: false, again: false };
     const run = (): void => {
       const signal = AbortSignal.any([state.controller.signal, this.stop.signal]);
+      let succeeded = false;
       pRetry(
         async () => {
           state.sleeping = false;
@@ -454,12 +469,15 @@ class Barrier {
           },
         },
       )
+        .then(() => {
+          succeeded = true;
+        })
         .catch((err: unknown) => {
           if (!(err instanceof Error) || err instanceof PRetryAbort) return;
           if (!signal.aborted) retry(err);
         })
         .finally(() => {
-          if (state.again && !this.settled && !this.stop.signal.aborted) {
+          if (state.again && !succeeded && !this.settled && !this.stop.signal.aborted) {
             state.controller = new AbortController();
             run();
           } else {

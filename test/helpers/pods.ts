@@ -63,7 +63,6 @@ export async function podOptions(
     hostname: `${spec.job}-${i}`,
     port: spec.port,
     nameservers: [`${spec.dns.address}:${spec.dns.port}`],
-    pollIntervalMs: 200,
     retryMinDelayMs: 50,
     retryMaxDelayMs: 1000,
     lingerMs: 0,
