@@ -155,7 +155,8 @@ export interface MissingPeer {
    * - `wrong-identity`: something answered at its address but is not this member of this run;
    * - `unconfirmed`: we verified it but it has not yet verified us (it cannot resolve or reach our name);
    * - `gave-up`: it stopped waiting (its own timeout or abort) and disconnected: a consequence of another
-   *   peer's absence, listed after the others.
+   *   peer's absence, listed after the others;
+   * - `http-unhealthy`: (CLI `--probe-http`) its HTTP health endpoint did not answer 2xx.
    */
   reason:
     | 'not-seen'
@@ -165,7 +166,8 @@ export interface MissingPeer {
     | 'connect-failed'
     | 'wrong-identity'
     | 'unconfirmed'
-    | 'gave-up';
+    | 'gave-up'
+    | 'http-unhealthy';
   /** Human-readable detail: rcode, address, errno, mismatch. */
   detail: string;
 }

@@ -68,7 +68,7 @@ export interface WaitForPeersOptions {
   nameservers?: string[];
   /** Address families to resolve. Default: `6` when the pod IP is IPv6, else `4`. `dual` queries both A and AAAA. */
   family?: 4 | 6 | 'dual';
-  /** Give up after this long and reject with a `TimeoutError`. Default: env `KUBEPEERS_TIMEOUT_MS`, else 600000 (10 min). */
+  /** Give up after this long and reject with a `TimeoutError`. Default: env `KUBEPEERS_TIMEOUT` (a duration: `600000`, `90s`, `10m`), else 600000 (10 min). */
   timeoutMs?: number;
   /**
    * Mean interval between two polls of the Service name by this pod (jittered ±1/3). Default:
@@ -144,8 +144,22 @@ export const ENV = {
   runId: 'KUBEPEERS_RUN_ID',
   secret: 'KUBEPEERS_SECRET',
   port: 'KUBEPEERS_PORT',
-  timeoutMs: 'KUBEPEERS_TIMEOUT_MS',
+  timeoutMs: 'KUBEPEERS_TIMEOUT',
+  pollIntervalMs: 'KUBEPEERS_POLL_INTERVAL',
+  lingerMs: 'KUBEPEERS_LINGER',
 } as const;
+
+/**
+ * Parses a duration: whole milliseconds (`1500`) or a number with a unit (`1500ms`, `90s`, `10m`, `1h`,
+ * `2.5s`). Returns undefined when the text is not one.
+ */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!m) return undefined;
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 'ms']!;
+  const ms = Math.round(Number(m[1]) * factor);
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
 
 const MAX_SIZE = 100_000;
 
@@ -173,6 +187,29 @@ function integer(setting: string, s: Sourced<unknown>, min: number, max: number)
     throw new ConfigError(setting, s.source, s.value, `an integer from ${min} to ${max}`);
   }
   return n;
+}
+
+/** A duration from an option (milliseconds) or an env variable (`90s`, `10m`, `1500`). */
+function duration(
+  options: WaitForPeersOptions,
+  key: 'timeoutMs' | 'pollIntervalMs' | 'lingerMs',
+  env: Readonly<Record<string, string | undefined>>,
+  fallback: number,
+  min: number,
+): number {
+  const s = pick(options, key, env);
+  if (!s) return fallback;
+  const ms = typeof s.value === 'string' ? parseDuration(s.value) : s.value;
+  const max = 2 ** 31 - 1;
+  if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < min || ms > max) {
+    throw new ConfigError(
+      key,
+      s.source,
+      s.value,
+      `a duration from ${min} ms to ${max} ms (e.g. 1500, 90s, 10m)`,
+    );
+  }
+  return ms;
 }
 
 function optionMs(
@@ -351,8 +388,7 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
   const portSrc = pick(options, 'port', env) ?? { value: DEFAULT_PORT, source: 'default' };
   const port = integer('port', portSrc, 1, 65535);
 
-  const timeoutSrc = pick(options, 'timeoutMs', env) ?? { value: 600_000, source: 'default' };
-  const timeoutMs = integer('timeoutMs', timeoutSrc, 1, 2 ** 31 - 1);
+  const timeoutMs = duration(options, 'timeoutMs', env, 600_000, 1);
 
   let nameservers: Nameserver[];
   if (options.nameservers !== undefined) {
@@ -420,13 +456,13 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     nameservers,
     family,
     timeoutMs,
-    pollIntervalMs: optionMs(options, 'pollIntervalMs', Math.min(5000, Math.max(250, size * 10)), 1),
+    pollIntervalMs: duration(options, 'pollIntervalMs', env, Math.min(5000, Math.max(250, size * 10)), 1),
     retryMinDelayMs,
     retryMaxDelayMs,
     dnsTimeoutMs: optionMs(options, 'dnsTimeoutMs', 1000, 1),
     dnsAttempts: optionMs(options, 'dnsAttempts', 3, 1),
     connectTimeoutMs: optionMs(options, 'connectTimeoutMs', 3000, 1),
-    lingerMs: optionMs(options, 'lingerMs', 600_000, 0),
+    lingerMs: duration(options, 'lingerMs', env, 600_000, 0),
     onProgress: options.onProgress,
     signal: options.signal,
   };

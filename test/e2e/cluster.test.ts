@@ -100,7 +100,7 @@ describe('cluster in a box', () => {
     const started = performance.now();
     const pods = await box.startPods(
       [...Array(size).keys()],
-      workload(size, { KUBEPEERS_TIMEOUT_MS: String(timeoutMs) }),
+      workload(size, { KUBEPEERS_TIMEOUT: `${timeoutMs}ms` }),
     );
     await box.markReady(0, 1, 2, 3, 4, 6, 7);
     const exits = await Promise.all(pods.map((p) => p.exited));

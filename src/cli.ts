@@ -1,0 +1,692 @@
+/**
+ * The kubepeers command line. The only module that touches the process: argv, env, stdout/stderr,
+ * signals and the exit code.
+ *
+ *   kubepeers wait [options] [-- command args...]
+ *   kubepeers env --format <formats> [options]
+ */
+import { spawn } from 'node:child_process';
+import { access, constants, readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { parseArgs } from 'node:util';
+import { waitForPeers, type PeersResult } from './barrier.js';
+import { ConfigError, KubepeersError, TimeoutError } from './errors.js';
+import {
+  DEFAULT_PORT,
+  ENV,
+  parseDuration,
+  parseNameserver,
+  type Progress,
+  type WaitForPeersOptions,
+} from './options.js';
+import {
+  ENV_FORMATS,
+  envFor,
+  mpichHostfile,
+  openMpiHostfile,
+  roster,
+  shellExports,
+  writeFileAtomic,
+  type EnvFormat,
+  type IntegrationOptions,
+} from './outputs.js';
+import { probePeersHttp, serveStatus, type BarrierStatus, type StatusServer } from './status.js';
+
+/** Exit codes, documented in docs/cli.md. */
+export const EXIT = { ok: 0, failure: 1, config: 2, timeout: 124 } as const;
+
+type Kind = 'string' | 'int' | 'duration' | 'bool' | 'list';
+interface Flag {
+  name: string;
+  env: string;
+  kind: Kind;
+  /** Shown in --help; undefined: none. */
+  default?: string;
+  help: string;
+  /** Read by the library itself from env (so its errors name the env variable). */
+  library?: keyof WaitForPeersOptions;
+}
+
+const FLAGS: Flag[] = [
+  {
+    name: 'size',
+    env: ENV.size,
+    kind: 'int',
+    help: 'number of pods (the Job completions); required',
+    library: 'size',
+  },
+  { name: 'index', env: ENV.index, kind: 'int', help: "this pod's completion index", library: 'index' },
+  {
+    name: 'job-name',
+    env: ENV.jobName,
+    kind: 'string',
+    default: 'from hostname <job>-<index>',
+    help: 'Job name',
+    library: 'jobName',
+  },
+  {
+    name: 'subdomain',
+    env: ENV.subdomain,
+    kind: 'string',
+    default: 'from /etc/hosts',
+    help: 'headless Service (pod subdomain)',
+    library: 'subdomain',
+  },
+  {
+    name: 'namespace',
+    env: ENV.namespace,
+    kind: 'string',
+    default: 'from /etc/hosts or resolv.conf',
+    help: 'namespace',
+    library: 'namespace',
+  },
+  {
+    name: 'cluster-domain',
+    env: ENV.clusterDomain,
+    kind: 'string',
+    default: 'from /etc/hosts, else cluster.local',
+    help: 'cluster domain',
+    library: 'clusterDomain',
+  },
+  {
+    name: 'run-id',
+    env: ENV.runId,
+    kind: 'string',
+    default: 'empty',
+    help: 'id of this run (downward API controller-uid label)',
+    library: 'runId',
+  },
+  {
+    name: 'secret-file',
+    env: 'KUBEPEERS_SECRET_FILE',
+    kind: 'string',
+    default: `env ${ENV.secret}`,
+    help: 'file holding the shared handshake secret',
+  },
+  {
+    name: 'port',
+    env: ENV.port,
+    kind: 'int',
+    default: String(DEFAULT_PORT),
+    help: 'responder port on every pod',
+    library: 'port',
+  },
+  {
+    name: 'timeout',
+    env: ENV.timeoutMs,
+    kind: 'duration',
+    default: '10m',
+    help: 'give up after this long (exit 124)',
+    library: 'timeoutMs',
+  },
+  {
+    name: 'poll-interval',
+    env: ENV.pollIntervalMs,
+    kind: 'duration',
+    default: 'size x 10ms in [250ms, 5s]',
+    help: 'mean interval of Service polls',
+    library: 'pollIntervalMs',
+  },
+  {
+    name: 'linger',
+    env: ENV.lingerMs,
+    kind: 'duration',
+    default: '10m',
+    help: 'keep answering late peers after release',
+    library: 'lingerMs',
+  },
+  {
+    name: 'family',
+    env: 'KUBEPEERS_FAMILY',
+    kind: 'string',
+    default: 'from the pod IP',
+    help: '4, 6 or dual',
+  },
+  {
+    name: 'listen-address',
+    env: 'KUBEPEERS_LISTEN_ADDRESS',
+    kind: 'string',
+    default: 'pod IP from /etc/hosts',
+    help: 'responder listen address',
+  },
+  {
+    name: 'nameservers',
+    env: 'KUBEPEERS_NAMESERVERS',
+    kind: 'list',
+    default: 'from /etc/resolv.conf',
+    help: 'comma-separated addr[:port]',
+  },
+  {
+    name: 'log-format',
+    env: 'KUBEPEERS_LOG_FORMAT',
+    kind: 'string',
+    default: 'text',
+    help: 'text or json (one event per line) on stderr',
+  },
+  { name: 'quiet', env: 'KUBEPEERS_QUIET', kind: 'bool', default: 'false', help: 'print errors only' },
+  {
+    name: 'format',
+    env: 'KUBEPEERS_FORMAT',
+    kind: 'list',
+    default: 'all',
+    help: `env integrations: ${ENV_FORMATS.join(',')},all,none`,
+  },
+  {
+    name: 'master-port',
+    env: 'KUBEPEERS_MASTER_PORT',
+    kind: 'int',
+    default: '29500',
+    help: 'torch MASTER_PORT / PET_MASTER_PORT',
+  },
+  {
+    name: 'nproc-per-node',
+    env: 'KUBEPEERS_NPROC_PER_NODE',
+    kind: 'int',
+    default: '1',
+    help: 'processes per pod (torchrun, hostfile slots, Horovod)',
+  },
+  { name: 'jax-port', env: 'KUBEPEERS_JAX_PORT', kind: 'int', default: '1234', help: 'JAX coordinator port' },
+  {
+    name: 'tf-port',
+    env: 'KUBEPEERS_TF_PORT',
+    kind: 'int',
+    default: '2222',
+    help: 'TensorFlow worker port in TF_CONFIG',
+  },
+  { name: 'ray-port', env: 'KUBEPEERS_RAY_PORT', kind: 'int', default: '6379', help: 'Ray head port' },
+  {
+    name: 'write-env',
+    env: 'KUBEPEERS_WRITE_ENV',
+    kind: 'string',
+    help: 'write the env as `export` lines here (for `source`)',
+  },
+  {
+    name: 'write-hostfile',
+    env: 'KUBEPEERS_WRITE_HOSTFILE',
+    kind: 'string',
+    help: 'write an Open MPI hostfile (host slots=N) here',
+  },
+  {
+    name: 'write-mpich-hostfile',
+    env: 'KUBEPEERS_WRITE_MPICH_HOSTFILE',
+    kind: 'string',
+    help: 'write an MPICH/Intel MPI hostfile (host:N) here',
+  },
+  {
+    name: 'write-roster',
+    env: 'KUBEPEERS_WRITE_ROSTER',
+    kind: 'string',
+    help: 'write the roster as JSON here',
+  },
+  {
+    name: 'serve-status',
+    env: 'KUBEPEERS_SERVE_STATUS',
+    kind: 'string',
+    help: '[host]:port for GET /barrier (200 released, 503 before)',
+  },
+  {
+    name: 'probe-http',
+    env: 'KUBEPEERS_PROBE_HTTP',
+    kind: 'string',
+    help: 'after the barrier, GET this path on every peer until 2xx',
+  },
+  {
+    name: 'probe-http-port',
+    env: 'KUBEPEERS_PROBE_HTTP_PORT',
+    kind: 'int',
+    default: '8080',
+    help: 'port for --probe-http',
+  },
+  {
+    name: 'termination-log',
+    env: 'KUBEPEERS_TERMINATION_LOG',
+    kind: 'string',
+    default: '/dev/termination-log',
+    help: 'failure reason goes here if writable',
+  },
+];
+
+const USAGE = `Usage:
+  kubepeers wait [options] [-- command [args...]]
+      Wait until every pod of this Indexed Job resolves in DNS and proves its identity, then run the
+      command with the integration env (or just exit 0). Signals are forwarded to the command; the exit
+      code is the command's.
+  kubepeers env [options]
+      Wait the same way, then print the integration env as shell exports:
+      eval "$(kubepeers env --format torch)"
+
+Exit codes: 0 success, 1 other failure, 2 configuration error (before any network I/O), 124 barrier
+timeout, 128+n killed by signal n, otherwise the command's own code.
+
+Options (every one also settable by its env variable; flags win):
+`;
+
+/** `--help` text: every option with its env name and default. */
+export function helpText(): string {
+  const rows = FLAGS.map((f) => {
+    const arg =
+      f.kind === 'bool' ? '' : ` <${f.kind === 'duration' ? 'duration' : f.kind === 'int' ? 'n' : 'value'}>`;
+    return `  --${f.name}${arg}\n      ${f.help}. env ${f.env}${f.default ? `; default: ${f.default}` : ''}`;
+  });
+  return `${USAGE}${rows.join('\n')}\n  --help, --version\n\nDurations: 1500 (ms), 1500ms, 90s, 10m, 1h.\n`;
+}
+
+class UsageError extends ConfigError {}
+
+interface Setting {
+  value: string | boolean;
+  source: string;
+}
+
+/** Values given by flag or by env, with their source; flags win. */
+function collect(
+  values: Record<string, string | boolean | undefined>,
+  env: NodeJS.ProcessEnv,
+): Map<string, Setting> {
+  const out = new Map<string, Setting>();
+  for (const f of FLAGS) {
+    const v = values[f.name];
+    if (v !== undefined) out.set(f.name, { value: v, source: `flag --${f.name}` });
+    else if (env[f.env] !== undefined && env[f.env] !== '')
+      out.set(f.name, { value: env[f.env]!, source: `env ${f.env}` });
+  }
+  return out;
+}
+
+function intOf(name: string, s: Setting | undefined, fallback: number, min: number, max: number): number {
+  if (!s) return fallback;
+  const n = typeof s.value === 'string' && /^\d+$/.test(s.value.trim()) ? Number(s.value) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(name, s.source, s.value, `an integer from ${min} to ${max}`);
+  return n;
+}
+
+interface Plan {
+  command: 'wait' | 'env';
+  argv: string[];
+  wait: WaitForPeersOptions;
+  integrations: IntegrationOptions;
+  formats: EnvFormat[];
+  logFormat: 'text' | 'json';
+  quiet: boolean;
+  files: { envFile?: string; hostfile?: string; mpichHostfile?: string; rosterFile?: string };
+  serveStatus?: { host: string; port: number };
+  probeHttp?: { path: string; port: number };
+  terminationLog: string;
+}
+
+/** Parses argv and env into a plan; throws a ConfigError (exit 2) for anything wrong. */
+export async function plan(args: string[], env: NodeJS.ProcessEnv): Promise<Plan | 'help' | 'version'> {
+  const [command, ...rest] = args;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') return 'help';
+  if (command === '--version') return 'version';
+  if (command !== 'wait' && command !== 'env') {
+    throw new UsageError('command', 'argv', command, '"wait" or "env" (see kubepeers --help)');
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        ...Object.fromEntries(
+          FLAGS.map((f) => [
+            f.name,
+            { type: f.kind === 'bool' ? ('boolean' as const) : ('string' as const) },
+          ]),
+        ),
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError('arguments', 'argv', rest.join(' '), `valid options (${(err as Error).message})`);
+  }
+  if (parsed.values.help) return 'help';
+  if (command === 'env' && parsed.positionals.length > 0) {
+    throw new UsageError('command', 'argv', parsed.positionals.join(' '), 'no command after "kubepeers env"');
+  }
+  const s = collect(parsed.values as Record<string, string | boolean | undefined>, env);
+
+  const wait: WaitForPeersOptions = { env };
+  for (const f of FLAGS) {
+    const v = s.get(f.name);
+    // Flags for library settings become options; their env variables are left to the library.
+    if (!f.library || !v || !v.source.startsWith('flag')) continue;
+    const text = String(v.value);
+    if (f.kind === 'duration') {
+      const ms = parseDuration(text);
+      if (ms === undefined)
+        throw new UsageError(f.name, v.source, text, 'a duration such as 1500, 90s or 10m');
+      (wait as Record<string, unknown>)[f.library] = ms;
+    } else if (f.kind === 'int') {
+      // Range checks (index < size, port <= 65535) are the library's, with the same message style.
+      if (!/^\d{1,15}$/.test(text.trim()))
+        throw new UsageError(f.name, v.source, text, 'a non-negative integer');
+      (wait as Record<string, unknown>)[f.library] = Number(text);
+    } else {
+      (wait as Record<string, unknown>)[f.library] = text;
+    }
+  }
+  const family = s.get('family');
+  if (family) {
+    const f = String(family.value);
+    if (f !== '4' && f !== '6' && f !== 'dual')
+      throw new UsageError('family', family.source, f, '4, 6 or dual');
+    wait.family = f === 'dual' ? 'dual' : (Number(f) as 4 | 6);
+  }
+  const listen = s.get('listen-address');
+  if (listen) wait.listenAddress = String(listen.value);
+  const ns = s.get('nameservers');
+  if (ns) {
+    const list = String(ns.value)
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+    list.forEach((n) => parseNameserver(n, ns.source));
+    wait.nameservers = list;
+  }
+  const secretFile = s.get('secret-file');
+  if (secretFile) {
+    try {
+      wait.secret = (await readFile(String(secretFile.value), 'utf8')).trim();
+    } catch (err) {
+      throw new UsageError('secret-file', secretFile.source, secretFile.value, 'a readable file', {
+        cause: err,
+      });
+    }
+  }
+
+  const logFormat = String(s.get('log-format')?.value ?? 'text');
+  if (logFormat !== 'text' && logFormat !== 'json') {
+    throw new UsageError('log-format', s.get('log-format')!.source, logFormat, '"text" or "json"');
+  }
+  const quietSetting = s.get('quiet');
+  const quiet = quietSetting
+    ? quietSetting.value === true || /^(1|true|yes)$/i.test(String(quietSetting.value))
+    : false;
+
+  const formatSetting = s.get('format');
+  const requested = String(formatSetting?.value ?? 'all')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  let formats: EnvFormat[];
+  if (requested.includes('all')) formats = [...ENV_FORMATS];
+  else if (requested.length === 1 && requested[0] === 'none') formats = [];
+  else {
+    const bad = requested.filter((f) => !(ENV_FORMATS as readonly string[]).includes(f));
+    if (bad.length > 0) {
+      throw new UsageError(
+        'format',
+        formatSetting!.source,
+        formatSetting!.value,
+        `a comma-separated list of ${ENV_FORMATS.join(', ')}, all or none`,
+      );
+    }
+    formats = requested as EnvFormat[];
+  }
+  if (command === 'env' && formats.length === 0) formats = ['kubepeers'];
+
+  const port = (name: string, fallback: number): number => intOf(name, s.get(name), fallback, 1, 65535);
+  const integrations: IntegrationOptions = {
+    masterPort: port('master-port', 29500),
+    nprocPerNode: intOf('nproc-per-node', s.get('nproc-per-node'), 1, 1, 4096),
+    jaxPort: port('jax-port', 1234),
+    tfPort: port('tf-port', 2222),
+    rayPort: port('ray-port', 6379),
+  };
+  const str = (name: string): string | undefined => {
+    const v = s.get(name);
+    return v === undefined ? undefined : String(v.value);
+  };
+  const files: Plan['files'] = {};
+  const envFile = str('write-env');
+  if (envFile) files.envFile = envFile;
+  const hostfile = str('write-hostfile');
+  if (hostfile) files.hostfile = hostfile;
+  const mpich = str('write-mpich-hostfile');
+  if (mpich) files.mpichHostfile = mpich;
+  const rosterFile = str('write-roster');
+  if (rosterFile) files.rosterFile = rosterFile;
+
+  const result: Plan = {
+    command,
+    argv: parsed.positionals,
+    wait,
+    integrations,
+    formats,
+    logFormat,
+    quiet,
+    files,
+    terminationLog: str('termination-log') ?? '/dev/termination-log',
+  };
+  const status = s.get('serve-status');
+  if (status) {
+    const m = /^(?:\[?([^\]]*?)\]?)?:(\d+)$/.exec(String(status.value));
+    const p = m ? Number(m[2]) : NaN;
+    if (!m || !Number.isInteger(p) || p < 0 || p > 65535) {
+      throw new UsageError(
+        'serve-status',
+        status.source,
+        status.value,
+        '[host]:port such as :8080 or 127.0.0.1:8080',
+      );
+    }
+    result.serveStatus = { host: m[1] || '0.0.0.0', port: p };
+  }
+  const probe = s.get('probe-http');
+  if (probe) {
+    const path = String(probe.value);
+    if (!path.startsWith('/'))
+      throw new UsageError('probe-http', probe.source, path, 'a path starting with /');
+    result.probeHttp = { path, port: port('probe-http-port', 8080) };
+  }
+  return result;
+}
+
+/** Progress on stderr: one updating line on a TTY, rate-limited lines otherwise, or JSON events. */
+class Reporter {
+  private lastLine = 0;
+  private pending: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly format: 'text' | 'json',
+    private readonly quiet: boolean,
+    private readonly tty: boolean,
+  ) {}
+
+  progress(p: Progress): void {
+    if (this.quiet) return;
+    if (this.format === 'json') return this.json({ event: 'progress', ...p });
+    const shown =
+      p.missing.slice(0, 20).join(', ') +
+      (p.missing.length > 20 ? `, ... (${p.missing.length - 20} more)` : '');
+    const line = `${p.ready}/${p.total} peers ready${p.missing.length ? `; waiting for ${shown}` : ''}`;
+    if (this.tty) {
+      process.stderr.write(`\r${line}\x1b[K`);
+      return;
+    }
+    // Off a TTY: at most one line a second; the latest state is printed when the second is over.
+    const now = Date.now();
+    if (now - this.lastLine >= 1000) {
+      this.lastLine = now;
+      process.stderr.write(`kubepeers: ${line}\n`);
+    } else {
+      this.pending = line;
+      this.timer ??= setTimeout(() => this.flush(), 1000 - (now - this.lastLine)).unref();
+    }
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    if (this.pending === undefined) return;
+    this.lastLine = Date.now();
+    process.stderr.write(`kubepeers: ${this.pending}\n`);
+    this.pending = undefined;
+  }
+
+  done(r: PeersResult): void {
+    clearTimeout(this.timer);
+    this.pending = undefined;
+    if (this.quiet) return;
+    if (this.format === 'json') return this.json({ event: 'released', ...roster(r) });
+    if (this.tty) process.stderr.write('\r\x1b[K');
+    process.stderr.write(
+      `kubepeers: released: pod ${r.index} of ${r.size} (${r.self.fqdn}) after ${r.elapsedMs} ms; coordinator ${r.coordinator.fqdn} (${r.coordinator.ip})\n`,
+    );
+  }
+
+  error(err: unknown): void {
+    clearTimeout(this.timer);
+    const e = err as Partial<KubepeersError>;
+    if (this.format === 'json') {
+      return this.json({
+        event: 'error',
+        code: e.code ?? 'ERR_KUBEPEERS_UNEXPECTED',
+        message: e.message ?? String(err),
+        ...(err instanceof TimeoutError ? { missing: err.missing } : {}),
+      });
+    }
+    if (this.tty && !this.quiet) process.stderr.write('\r\x1b[K');
+    process.stderr.write(`kubepeers: ${e.code ?? 'error'}: ${e.message ?? String(err)}\n`);
+  }
+
+  json(event: object): void {
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+  }
+}
+
+function exitCodeOf(err: unknown, signal: NodeJS.Signals | undefined): number {
+  if (signal) return 128 + (signalNumber(signal) ?? 15);
+  if (err instanceof ConfigError) return EXIT.config;
+  if (err instanceof TimeoutError) return EXIT.timeout;
+  return EXIT.failure;
+}
+
+function signalNumber(signal: NodeJS.Signals): number | undefined {
+  return osConstants.signals[signal];
+}
+
+/** Writes the failure where kubelet picks it up for `kubectl describe pod`, if that file is writable. */
+async function terminationLog(path: string, message: string): Promise<void> {
+  try {
+    await access(path, constants.W_OK);
+    await writeFile(path, message.slice(0, 4000));
+  } catch {
+    // Not in a pod, or not writable: stderr has it anyway.
+  }
+}
+
+/** Runs the CLI; resolves with the exit code. */
+export async function main(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let p: Awaited<ReturnType<typeof plan>>;
+  try {
+    p = await plan(args, env);
+  } catch (err) {
+    process.stderr.write(`kubepeers: ${(err as Error).message}\n`);
+    return EXIT.config;
+  }
+  if (p === 'help') {
+    process.stdout.write(helpText());
+    return EXIT.ok;
+  }
+  if (p === 'version') {
+    const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return EXIT.ok;
+  }
+  const reporter = new Reporter(p.logFormat, p.quiet, process.stderr.isTTY === true);
+  const abort = new AbortController();
+  let caught: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    caught = signal;
+    abort.abort(new Error(`received ${signal}`));
+  };
+  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+  for (const s of signals) process.on(s, onSignal);
+  const status: BarrierStatus = { released: false, ready: 0, total: 0, missing: [] };
+  let server: StatusServer | undefined;
+  try {
+    if (p.serveStatus) server = await serveStatus({ ...p.serveStatus, status: () => status });
+    const result = await waitForPeers({
+      ...p.wait,
+      signal: abort.signal,
+      onProgress: (progress) => {
+        Object.assign(status, { ready: progress.ready, total: progress.total, missing: progress.missing });
+        reporter.progress(progress);
+      },
+    });
+    if (p.probeHttp) {
+      await probePeersHttp(result, {
+        ...p.probeHttp,
+        timeoutMs: Math.max(1000, (p.wait.timeoutMs ?? 600_000) - result.elapsedMs),
+        signal: abort.signal,
+      });
+    }
+    const childEnv: Record<string, string> = {};
+    for (const f of p.formats) Object.assign(childEnv, envFor(f, result, p.integrations));
+    if (p.files.envFile) await writeFileAtomic(p.files.envFile, shellExports(childEnv));
+    if (p.files.hostfile) await writeFileAtomic(p.files.hostfile, openMpiHostfile(result, p.integrations));
+    if (p.files.mpichHostfile)
+      await writeFileAtomic(p.files.mpichHostfile, mpichHostfile(result, p.integrations));
+    if (p.files.rosterFile)
+      await writeFileAtomic(p.files.rosterFile, `${JSON.stringify(roster(result), null, 2)}\n`);
+    Object.assign(status, { released: true, ready: result.size - 1, total: result.size - 1, missing: [] });
+    reporter.done(result);
+
+    if (p.command === 'env') {
+      process.stdout.write(shellExports(childEnv));
+      return EXIT.ok;
+    }
+    if (p.argv.length === 0) {
+      if (!server) return EXIT.ok;
+      // A sidecar serving /barrier stays up (a native sidecar that exits is restarted) until told to stop.
+      const keepAlive = setInterval(() => {}, 2 ** 30);
+      if (!abort.signal.aborted)
+        await new Promise((r) => abort.signal.addEventListener('abort', r, { once: true }));
+      clearInterval(keepAlive);
+      return EXIT.ok;
+    }
+    for (const s of signals) process.off(s, onSignal);
+    return await runChild(p.argv, { ...env, ...childEnv });
+  } catch (err) {
+    status.error = (err as Error).message;
+    if (caught) {
+      reporter.error(
+        new KubepeersError('ERR_KUBEPEERS_ABORTED', `stopped by ${caught} while waiting for peers`),
+      );
+    } else {
+      reporter.error(err);
+      await terminationLog(
+        p.terminationLog,
+        `kubepeers: ${(err as Partial<KubepeersError>).code ?? 'error'}: ${(err as Error).message}\n`,
+      );
+    }
+    return exitCodeOf(err, caught);
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
+    await server?.close();
+  }
+}
+
+/** Runs the command like tini would: signals forwarded, its exit code (or 128+signal) returned. */
+function runChild(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env });
+    const forwarded: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+    const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
+    for (const s of forwarded) process.on(s, forward);
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      for (const s of forwarded) process.off(s, forward);
+      process.stderr.write(`kubepeers: cannot run ${argv[0]}: ${err.code ?? err.message}\n`);
+      resolve(err.code === 'ENOENT' ? 127 : 126);
+    });
+    child.on('exit', (code, signal) => {
+      for (const s of forwarded) process.off(s, forward);
+      resolve(signal ? 128 + (signalNumber(signal) ?? 15) : (code ?? EXIT.failure));
+    });
+  });
+}

@@ -1,0 +1,142 @@
+/**
+ * HTTP around the barrier: a readiness endpoint for probes and sidecars (`/barrier`: 200 once released,
+ * 503 before), and an optional HTTP health check of every peer after the barrier.
+ */
+import { createServer, type Server } from 'node:http';
+import pRetry from 'p-retry';
+import type { PeersResult } from './barrier.js';
+import { AbortedError, ListenError, TimeoutError, type MissingPeer } from './errors.js';
+
+/** What `/barrier` reports. */
+export interface BarrierStatus {
+  released: boolean;
+  ready: number;
+  total: number;
+  missing: number[];
+  /** Set when the barrier failed. */
+  error?: string;
+}
+
+/** Options of {@link serveStatus}. */
+export interface StatusServerOptions {
+  /** Listen address. Default: `0.0.0.0`. */
+  host?: string;
+  /** Port (0: chosen by the OS). */
+  port: number;
+  /** Current state, read on every request. */
+  status: () => BarrierStatus;
+}
+
+/** A running status server. */
+export interface StatusServer {
+  /** The port bound. */
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `GET /barrier` (200 with the status as JSON once released, 503 before or after a failure) and
+ * `GET /healthz` (200 while the process lives). Bounded: small request timeouts, at most 64 connections.
+ * Never keeps the process alive.
+ */
+export async function serveStatus(options: StatusServerOptions): Promise<StatusServer> {
+  const host = options.host ?? '0.0.0.0';
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    } else if (path === '/barrier') {
+      const s = options.status();
+      res
+        .writeHead(s.released ? 200 : 503, { 'content-type': 'application/json' })
+        .end(`${JSON.stringify(s)}\n`);
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  server.maxConnections = 64;
+  server.headersTimeout = 5000;
+  server.requestTimeout = 5000;
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new ListenError(host, options.port, { cause: err })));
+    server.listen(options.port, host, () => resolve());
+  });
+  server.unref();
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Options of {@link probePeersHttp}. */
+export interface HttpProbeOptions {
+  /** Path to GET on every peer, e.g. `/healthz`. */
+  path: string;
+  /** Port of the peers' HTTP endpoint. */
+  port: number;
+  /** Give up after this long. */
+  timeoutMs: number;
+  /** Per-request timeout. Default: 2000. */
+  requestTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * GETs `http://<peer ip>:<port><path>` on every other member until each answers 2xx, retrying with
+ * jittered backoff (250 ms to 5 s). Rejects with a `TimeoutError` listing the peers that never did.
+ */
+export async function probePeersHttp(result: PeersResult, options: HttpProbeOptions): Promise<void> {
+  const deadline = AbortSignal.timeout(options.timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+  const last = new Map<number, string>();
+  const others = result.peers.filter((p) => p.index !== result.index);
+  await Promise.all(
+    others.map((peer) => {
+      const url = `http://${peer.ip.includes(':') ? `[${peer.ip}]` : peer.ip}:${options.port}${options.path}`;
+      return pRetry(
+        async () => {
+          const res = await fetch(url, {
+            signal: AbortSignal.any([signal, AbortSignal.timeout(options.requestTimeoutMs ?? 2000)]),
+          });
+          await res.body?.cancel();
+          if (res.status < 200 || res.status > 299) throw new Error(`GET ${url} answered ${res.status}`);
+          last.delete(peer.index);
+        },
+        {
+          retries: Number.POSITIVE_INFINITY,
+          minTimeout: 250,
+          maxTimeout: 5000,
+          randomize: true,
+          unref: true,
+          signal,
+          onFailedAttempt: ({ error }) => {
+            const cause = (error as { cause?: { code?: string } }).cause?.code;
+            last.set(peer.index, cause ? `GET ${url} failed: ${cause}` : error.message);
+          },
+        },
+      ).catch(() => {
+        if (!last.has(peer.index)) last.set(peer.index, `GET ${url}: no answer`);
+      });
+    }),
+  );
+  if (options.signal?.aborted) throw new AbortedError({ cause: options.signal.reason });
+  if (last.size > 0) {
+    const missing: MissingPeer[] = [...last].map(([index, detail]) => ({
+      index,
+      fqdn: `${result.peers[index]!.fqdn}.`,
+      reason: 'http-unhealthy',
+      detail,
+    }));
+    throw new TimeoutError(
+      options.timeoutMs,
+      missing.sort((a, b) => a.index - b.index),
+    );
+  }
+}

@@ -1,0 +1,288 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { helpText } from '../src/cli.js';
+import { reply, soa, startFakeDns, type FakeDns } from './helpers/fake-dns.js';
+import { freePort } from './helpers/knot.js';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let dir: string;
+let dns: FakeDns;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'kubepeers-cli-'));
+  dns = await startFakeDns((q) => [reply(q, { rcode: 3, authorities: [soa('cluster.local', 5, 5)] })]);
+});
+afterAll(async () => {
+  await dns.close();
+});
+
+/** Runs the built CLI; `during` may act on the running process (send signals, probe HTTP). */
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  during?: (pid: number, out: { stdout: string; stderr: string }) => void,
+): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['dist/bin.js', ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = { stdout: '', stderr: '' };
+    child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out.stderr += d.toString()));
+    const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('exit', (code) => {
+      clearTimeout(kill);
+      resolve({ code, ...out });
+    });
+    during?.(child.pid!, out);
+  });
+}
+
+/** A one-pod job: released at once, no network needed. */
+const solo = [
+  '--size',
+  '1',
+  '--index',
+  '0',
+  '--job-name',
+  'j',
+  '--subdomain',
+  's',
+  '--namespace',
+  'n',
+  '--nameservers',
+  '127.0.0.1:9',
+];
+
+/** Pod 0 of a two-pod job whose peer never appears (DNS says NXDOMAIN). */
+async function pair(): Promise<string[]> {
+  const port = await freePort();
+  return [
+    '--size',
+    '2',
+    '--index',
+    '0',
+    '--job-name',
+    'j',
+    '--subdomain',
+    's',
+    '--namespace',
+    'n',
+    '--nameservers',
+    `127.0.0.1:${dns.port}`,
+    '--listen-address',
+    '127.0.0.1',
+    '--port',
+    String(port),
+  ];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await sleep(25);
+}
+
+describe('kubepeers CLI', () => {
+  it('--help lists every option with its env variable and default', async () => {
+    const { code, stdout } = await cli(['--help']);
+    expect(code).toBe(0);
+    expect(stdout).toBe(helpText());
+    for (const [flag, env] of [
+      ['--size', 'KUBEPEERS_SIZE'],
+      ['--index', 'JOB_COMPLETION_INDEX'],
+      ['--timeout', 'KUBEPEERS_TIMEOUT'],
+      ['--serve-status', 'KUBEPEERS_SERVE_STATUS'],
+      ['--log-format', 'KUBEPEERS_LOG_FORMAT'],
+    ]) {
+      expect(stdout).toContain(flag);
+      expect(stdout).toContain(`env ${env}`);
+    }
+    expect(stdout).toContain('env KUBEPEERS_PORT; default: 17293');
+  });
+
+  it('exits 2 on a configuration error, naming the value and where it came from, before any I/O', async () => {
+    const a = await cli(['wait', ...solo, '--timeout', 'soon']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain(
+      'timeout is "soon" (from flag --timeout); expected a duration such as 1500, 90s or 10m',
+    );
+    const b = await cli(['wait', ...solo], { KUBEPEERS_LOG_FORMAT: 'xml' });
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain('log-format is "xml" (from env KUBEPEERS_LOG_FORMAT)');
+    const c = await cli(['wait', '--job-name', 'j'], { JOB_COMPLETION_INDEX: '0' });
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain('env KUBEPEERS_SIZE');
+    const d = await cli(['wait', '--bogus']);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toContain("Unknown option '--bogus'");
+  });
+
+  it('runs the command with the integration env and exits with its code', async () => {
+    const r = await cli([
+      'wait',
+      ...solo,
+      '--',
+      'sh',
+      '-c',
+      'echo "$MASTER_ADDR $MASTER_PORT $RANK $WORLD_SIZE $PET_NNODES $JAX_PROCESS_ID $KUBEPEERS_SIZE"; exit 7',
+    ]);
+    expect(r.code).toBe(7);
+    expect(r.stdout).toBe('j-0.s.n.svc.cluster.local 29500 0 1 1 0 1\n');
+    expect(r.stderr).toMatch(
+      /^kubepeers: released: pod 0 of 1 \(j-0\.s\.n\.svc\.cluster\.local\) after \d+ ms; coordinator j-0\.s\.n\.svc\.cluster\.local/m,
+    );
+  });
+
+  it('--format torch exports only torch env; --quiet prints nothing', async () => {
+    const r = await cli([
+      'wait',
+      ...solo,
+      '--format',
+      'torch',
+      '--quiet',
+      '--',
+      'sh',
+      '-c',
+      'echo "${MASTER_ADDR:-unset} ${PET_NNODES:-unset}"',
+    ]);
+    expect(r).toEqual({ code: 0, stdout: 'j-0.s.n.svc.cluster.local unset\n', stderr: '' });
+  });
+
+  it('exits 128+n when the command is killed by signal n, and 127 when it does not exist', async () => {
+    expect((await cli(['wait', ...solo, '--', 'sh', '-c', 'kill -KILL $$'])).code).toBe(137);
+    const missing = await cli(['wait', ...solo, '--', 'no-such-command-kubepeers']);
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toContain('cannot run no-such-command-kubepeers: ENOENT');
+  });
+
+  it('forwards SIGTERM to the command and returns its exit code', async () => {
+    const script =
+      "process.on('SIGTERM', () => { console.log('got SIGTERM'); process.exit(42); }); console.log('ready'); setInterval(() => {}, 1000);";
+    const r = await cli(['wait', ...solo, '--', process.execPath, '-e', script], {}, (pid, out) => {
+      void until(() => out.stdout.includes('ready')).then(() => process.kill(pid, 'SIGTERM'));
+    });
+    expect(r.code).toBe(42);
+    expect(r.stdout).toBe('ready\ngot SIGTERM\n');
+  });
+
+  it('exits 143 when stopped by SIGTERM while waiting', async () => {
+    const r = await cli(['wait', ...(await pair())], {}, (pid, out) => {
+      void until(() => out.stderr.includes('0/1 peers ready')).then(() => process.kill(pid, 'SIGTERM'));
+    });
+    expect(r.code).toBe(143);
+    expect(r.stderr).toContain('ERR_KUBEPEERS_ABORTED: stopped by SIGTERM while waiting for peers');
+  });
+
+  it('exits 124 on timeout, names the missing peer, and writes the termination log', async () => {
+    const log = join(dir, 'termination-log');
+    await writeFile(log, '');
+    const r = await cli([
+      'wait',
+      ...(await pair()),
+      '--timeout',
+      '1s',
+      '--termination-log',
+      log,
+      '--',
+      'sh',
+      '-c',
+      'echo never',
+    ]);
+    expect(r.code).toBe(124);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(
+      'ERR_KUBEPEERS_TIMEOUT: barrier timed out after 1000 ms; 1 peer(s) missing:\n  1 (j-1.s.n.svc.cluster.local.)',
+    );
+    expect(await readFile(log, 'utf8')).toContain('ERR_KUBEPEERS_TIMEOUT: barrier timed out after 1000 ms');
+  });
+
+  it('--log-format json writes one JSON event per line', async () => {
+    const r = await cli(['wait', ...(await pair()), '--timeout', '800ms', '--log-format', 'json']);
+    expect(r.code).toBe(124);
+    const events = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; code?: string; missing?: { index: number }[] });
+    expect(events[0]).toMatchObject({ event: 'progress', ready: 0, total: 1, missing: [1] });
+    expect(events.at(-1)).toMatchObject({
+      event: 'error',
+      code: 'ERR_KUBEPEERS_TIMEOUT',
+      missing: [{ index: 1 }],
+    });
+  });
+
+  it('kubepeers env prints exports that a shell can eval', async () => {
+    const r = await cli(['env', ...solo, '--format', 'torch,tf', '--quiet']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      "export MASTER_ADDR='j-0.s.n.svc.cluster.local'\nexport MASTER_PORT='29500'\nexport WORLD_SIZE='1'\nexport RANK='0'\n" +
+        `export TF_CONFIG='{"cluster":{"worker":["j-0.s.n.svc.cluster.local:2222"]},"task":{"type":"worker","index":0}}'\n`,
+    );
+  });
+
+  it('writes the hostfiles, roster and env file atomically', async () => {
+    const files = {
+      hostfile: join(dir, 'hostfile'),
+      mpich: join(dir, 'machinefile'),
+      roster: join(dir, 'roster.json'),
+      env: join(dir, 'kubepeers.env'),
+    };
+    const r = await cli([
+      'wait',
+      ...solo,
+      '--nproc-per-node',
+      '4',
+      '--write-hostfile',
+      files.hostfile,
+      '--write-mpich-hostfile',
+      files.mpich,
+      '--write-roster',
+      files.roster,
+      '--write-env',
+      files.env,
+    ]);
+    expect(r.code).toBe(0);
+    expect(await readFile(files.hostfile, 'utf8')).toBe('j-0.s.n.svc.cluster.local slots=4\n');
+    expect(await readFile(files.mpich, 'utf8')).toBe('j-0.s.n.svc.cluster.local:4\n');
+    expect(JSON.parse(await readFile(files.roster, 'utf8'))).toMatchObject({
+      index: 0,
+      size: 1,
+      coordinator: { fqdn: 'j-0.s.n.svc.cluster.local' },
+    });
+    expect(await readFile(files.env, 'utf8')).toContain("export PET_NPROC_PER_NODE='4'\n");
+  });
+
+  it('--serve-status answers 503 while waiting and 200 once released, and a sidecar stays up until SIGTERM', async () => {
+    const port = await freePort();
+    const waiting = await cli(
+      ['wait', ...(await pair()), '--timeout', '3s', '--serve-status', `127.0.0.1:${port}`],
+      {},
+      (_pid, out) => {
+        void until(() => out.stderr.includes('peers ready')).then(async () => {
+          const res = await fetch(`http://127.0.0.1:${port}/barrier`);
+          out.stdout += `${res.status} ${await res.text()}`;
+        });
+      },
+    );
+    expect(waiting.code).toBe(124);
+    expect(waiting.stdout).toBe('503 {"released":false,"ready":0,"total":1,"missing":[1]}\n');
+
+    const port2 = await freePort();
+    const sidecar = await cli(['wait', ...solo, '--serve-status', `127.0.0.1:${port2}`], {}, (pid, out) => {
+      void until(() => out.stderr.includes('released')).then(async () => {
+        const res = await fetch(`http://127.0.0.1:${port2}/barrier`);
+        out.stdout += `${res.status} ${((await res.json()) as { released: boolean }).released}\n`;
+        process.kill(pid, 'SIGTERM');
+      });
+    });
+    expect(sidecar).toMatchObject({ code: 0, stdout: '200 true\n' });
+  });
+});
