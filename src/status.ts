@@ -105,7 +105,7 @@ export async function probePeersHttp(result: PeersResult, options: HttpProbeOpti
           const res = await fetch(url, {
             signal: AbortSignal.any([signal, AbortSignal.timeout(options.requestTimeoutMs ?? 2000)]),
           });
-          await res.body?.cancel();
+          await res.arrayBuffer().catch(() => {}); // drain (bounded by the request timeout)
           if (res.status < 200 || res.status > 299) throw new Error(`GET ${url} answered ${res.status}`);
           last.delete(peer.index);
         },
@@ -117,8 +117,10 @@ export async function probePeersHttp(result: PeersResult, options: HttpProbeOpti
           unref: true,
           signal,
           onFailedAttempt: ({ error }) => {
-            const cause = (error as { cause?: { code?: string } }).cause?.code;
-            last.set(peer.index, cause ? `GET ${url} failed: ${cause}` : error.message);
+            if (error.message.startsWith(`GET ${url} answered`))
+              return void last.set(peer.index, error.message);
+            const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+            last.set(peer.index, `GET ${url} failed: ${cause?.code ?? cause?.message ?? error.message}`);
           },
         },
       ).catch(() => {

@@ -17,9 +17,15 @@ afterEach(async () => {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function workload(size: number, env: Record<string, string> = {}): PodSpec {
+/**
+ * The example workload as the manifests run it: `kubepeers wait -- node workload.mjs`, or with `library`
+ * the workload calling waitForPeers() itself.
+ */
+function workload(size: number, env: Record<string, string> = {}, library = false): PodSpec {
+  const node = process.execPath;
+  const program = [node, 'example-workload/workload.mjs'];
   return {
-    command: [process.execPath, 'example-workload/workload.mjs'],
+    command: library ? program : [node, 'node_modules/kubepeers/dist/bin.js', 'wait', '--', ...program],
     env: { KUBEPEERS_SIZE: String(size), ...env },
   };
 }
@@ -27,18 +33,24 @@ function workload(size: number, env: Record<string, string> = {}): PodSpec {
 /** The peers a pod printed as reached: index -> ip. */
 function reached(pod: Pod): Map<number, string> {
   const out = new Map<number, string>();
-  for (const m of pod.stdout.matchAll(/^reached (\S+) \(index (\d+)\) at ([\d.]+):\d+$/gm))
+  for (const m of pod.stdout.matchAll(/^reached (\S+) \(index (\d+)\) at ([\d.]+):\d+$/gm)) {
     out.set(Number(m[2]), m[3]!);
+  }
   return out;
 }
 
-function expectReleasedWithRoster(b: ClusterInABox, pods: Pod[], size: number): void {
+function expectReleasedWithRoster(b: ClusterInABox, pods: Pod[], size: number, viaCli = true): void {
+  const coordinator = `${b.job}-0.${b.svc}.${b.namespace}.svc.cluster.local`;
   for (const pod of pods) {
     const peers = reached(pod);
     expect(peers.size, `pod ${pod.index} stdout:\n${pod.stdout}\nstderr:\n${pod.stderr}`).toBe(size - 1);
     for (const [index, ip] of peers) expect(ip).toBe(b.pod(index).ip);
     expect(pod.stdout).toContain(`pod ${pod.index} of ${size} released`);
-    expect(pod.stdout).toContain(`coordinator ${b.job}-0.${b.svc}.${b.namespace}.svc.cluster.local`);
+    expect(pod.stdout).toContain(`coordinator ${coordinator}`);
+    if (viaCli) {
+      expect(pod.stdout).toContain(`torch: MASTER_ADDR=${coordinator} RANK=${pod.index} WORLD_SIZE=${size}`);
+      expect(pod.stderr).toContain(`kubepeers: released: pod ${pod.index} of ${size} `);
+    }
   }
 }
 
@@ -127,14 +139,14 @@ describe('cluster in a box', () => {
   it('holds 64 pods without dropped packets (neighbour table, flooding, IPv6 noise)', async () => {
     box = await ClusterInABox.create();
     const size = 64;
-    const pods = await box.startPods([...Array(size).keys()], workload(size));
+    const pods = await box.startPods([...Array(size).keys()], workload(size, {}, true));
     for (let i = 0; i < size; i += 8) {
       await box.markReady(...[...Array(8).keys()].map((k) => i + k));
       await sleep(100);
     }
     const exits = await Promise.all(pods.map((p) => p.exited));
     expect(exits.map((e) => e.code)).toEqual(pods.map(() => 0));
-    expectReleasedWithRoster(box, pods, size);
+    expectReleasedWithRoster(box, pods, size, false);
     const kernel = await box.kernelCounters();
     expect(kernel).toEqual({ UdpSndbufErrors: 0, IpOutDiscards: 0, UdpRcvbufErrors: 0, offenders: [] });
     const dns = await box.dnsCounters();

@@ -1,0 +1,103 @@
+import { http, HttpResponse } from 'msw';
+import { setupServer } from 'msw/node';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TimeoutError, type PeersResult } from '../src/index.js';
+import { probePeersHttp, serveStatus, type BarrierStatus } from '../src/status.js';
+
+const peers = [0, 1, 2].map((i) => ({
+  index: i,
+  hostname: `t-${i}`,
+  fqdn: `t-${i}.s.n.svc.cluster.local`,
+  ip: `10.9.0.${i + 1}`,
+  port: 17293,
+}));
+const result: PeersResult = {
+  index: 0,
+  size: 3,
+  jobName: 't',
+  subdomain: 's',
+  namespace: 'n',
+  clusterDomain: 'cluster.local',
+  self: peers[0]!,
+  peers,
+  coordinator: peers[0]!,
+  elapsedMs: 5,
+};
+
+// The peers' HTTP endpoints are the edge of this module: mocked with msw.
+const mock = setupServer();
+beforeAll(() => mock.listen({ onUnhandledRequest: 'error' }));
+afterEach(() => mock.resetHandlers());
+afterAll(() => mock.close());
+
+describe('probePeersHttp', () => {
+  it('retries each peer until its health endpoint answers 2xx, and never asks itself', async () => {
+    const calls: string[] = [];
+    let flaky = 0;
+    mock.use(
+      http.get('http://10.9.0.2:8080/healthz', () => {
+        calls.push('1');
+        return flaky++ < 2 ? new HttpResponse(null, { status: 503 }) : HttpResponse.text('ok');
+      }),
+      http.get('http://10.9.0.3:8080/healthz', () => {
+        calls.push('2');
+        return HttpResponse.text('ok');
+      }),
+    );
+    await probePeersHttp(result, { path: '/healthz', port: 8080, timeoutMs: 10_000 });
+    expect(calls.filter((c) => c === '1')).toHaveLength(3);
+    expect(calls.filter((c) => c === '2')).toHaveLength(1);
+  });
+
+  it('times out naming the peers that never became healthy, with the last status', async () => {
+    mock.use(
+      http.get('http://10.9.0.2:8080/ready', () => HttpResponse.text('ok')),
+      http.get('http://10.9.0.3:8080/ready', () => new HttpResponse(null, { status: 500 })),
+    );
+    const err = await probePeersHttp(result, { path: '/ready', port: 8080, timeoutMs: 1200 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as TimeoutError).missing).toEqual([
+      {
+        index: 2,
+        fqdn: 't-2.s.n.svc.cluster.local.',
+        reason: 'http-unhealthy',
+        detail: 'GET http://10.9.0.3:8080/ready answered 500',
+      },
+    ]);
+  });
+
+  it('reports a network error by its code', async () => {
+    mock.use(
+      http.get('http://10.9.0.2:8080/h', () => HttpResponse.error()),
+      http.get('http://10.9.0.3:8080/h', () => HttpResponse.text('ok')),
+    );
+    const err = (await probePeersHttp(result, { path: '/h', port: 8080, timeoutMs: 800 }).catch(
+      (e: unknown) => e,
+    )) as TimeoutError;
+    expect(err.missing.map((m) => [m.index, m.reason])).toEqual([[1, 'http-unhealthy']]);
+    expect(err.missing[0]!.detail).toContain('http://10.9.0.2:8080/h');
+  });
+});
+
+describe('serveStatus', () => {
+  it('answers /barrier 503 then 200, /healthz 200, anything else 404 or 405', async () => {
+    mock.close(); // real sockets from here on
+    const state: BarrierStatus = { released: false, ready: 1, total: 2, missing: [2] };
+    const server = await serveStatus({ host: '127.0.0.1', port: 0, status: () => state });
+    const base = `http://127.0.0.1:${server.port}`;
+    try {
+      let res = await fetch(`${base}/barrier`);
+      expect([res.status, await res.json()]).toEqual([503, state]);
+      state.released = true;
+      res = await fetch(`${base}/barrier?verbose=1`);
+      expect(res.status).toBe(200);
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      expect((await fetch(`${base}/nope`)).status).toBe(404);
+      expect((await fetch(`${base}/barrier`, { method: 'POST' })).status).toBe(405);
+    } finally {
+      await server.close();
+    }
+  });
+});
