@@ -35,13 +35,16 @@ function defaults(o: IntegrationOptions): Required<IntegrationOptions> {
   };
 }
 
-/** `KUBEPEERS_*`: index, size, coordinator, peer names, and the roster as JSON. */
-export function kubepeersEnv(r: PeersResult): Record<string, string> {
+/**
+ * `KUBEPEERS_*`: index, size, coordinator, peer names, the Horovod `-H` value, and the roster as JSON.
+ */
+export function kubepeersEnv(r: PeersResult, o: IntegrationOptions = {}): Record<string, string> {
   return {
     KUBEPEERS_INDEX: String(r.index),
     KUBEPEERS_SIZE: String(r.size),
     KUBEPEERS_COORDINATOR: r.coordinator.fqdn,
     KUBEPEERS_PEERS: r.peers.map((p) => p.fqdn).join(' '),
+    KUBEPEERS_HOROVOD_HOSTS: horovodHosts(r, o),
     KUBEPEERS_ROSTER: JSON.stringify(roster(r)),
   };
 }
@@ -99,7 +102,7 @@ export function envFor(
 ): Record<string, string> {
   switch (format) {
     case 'kubepeers':
-      return kubepeersEnv(r);
+      return kubepeersEnv(r, o);
     case 'torch':
       return torchEnv(r, o);
     case 'torchrun':

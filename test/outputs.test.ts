@@ -74,7 +74,8 @@ describe('integration outputs', () => {
   });
 
   it('KUBEPEERS_* with the roster as JSON', () => {
-    const env = kubepeersEnv(r);
+    const env = kubepeersEnv(r, { nprocPerNode: 2 });
+    expect(env.KUBEPEERS_HOROVOD_HOSTS).toBe(horovodHosts(r, { nprocPerNode: 2 }));
     expect(env).toMatchObject({
       KUBEPEERS_INDEX: '1',
       KUBEPEERS_SIZE: '3',
