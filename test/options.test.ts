@@ -158,6 +158,22 @@ describe('resolveConfig', () => {
     expect(err.message).not.toContain('xxxx');
   });
 
+  it('reads durations from env with units, and says what a duration looks like', async () => {
+    const env = (extra: Record<string, string>) => ({
+      env: { JOB_COMPLETION_INDEX: '2', KUBEPEERS_SIZE: '4', ...extra },
+    });
+    expect(
+      (await resolveConfig(base(env({ KUBEPEERS_TIMEOUT: '90s', KUBEPEERS_LINGER: '0' })))).timeoutMs,
+    ).toBe(90_000);
+    expect((await resolveConfig(base(env({ KUBEPEERS_TIMEOUT: '1.5m' })))).timeoutMs).toBe(90_000);
+    expect((await resolveConfig(base(env({ KUBEPEERS_POLL_INTERVAL: '250ms' })))).pollIntervalMs).toBe(250);
+    expect((await resolveConfig(base())).pollIntervalMs).toBe(250); // 4 pods: the 250 ms floor
+    const err = await configError(base(env({ KUBEPEERS_TIMEOUT: 'soon' })));
+    expect(err.message).toBe(
+      'timeoutMs is "soon" (from env KUBEPEERS_TIMEOUT); expected a duration from 1 ms to 2147483647 ms (e.g. 1500, 90s, 10m)',
+    );
+  });
+
   it('picks AAAA for an IPv6 pod', async () => {
     const v6 = join(dir, 'hosts-v6');
     await writeFile(v6, 'fd00::7 train-2.workers.ml.svc.cluster.local train-2\n');
