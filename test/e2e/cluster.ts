@@ -40,6 +40,8 @@ export interface PodSpec {
   command: string[];
   /** Extra env (JOB_COMPLETION_INDEX and HOSTNAME are set by the box). */
   env?: Record<string, string>;
+  /** Run as root with the default capabilities (as a default container), e.g. for ping. Default: nobody, none. */
+  root?: boolean;
 }
 
 export interface Pod {
@@ -216,7 +218,9 @@ export class ClusterInABox {
         '--',
         'sh',
         '-c',
-        'echo "$0" > /proc/sys/kernel/hostname && exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all -- "$@"',
+        spec.root
+          ? 'echo "$0" > /proc/sys/kernel/hostname && exec "$@"'
+          : 'echo "$0" > /proc/sys/kernel/hostname && exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all -- "$@"',
         hostname,
         ...spec.command,
       ],
@@ -310,14 +314,22 @@ export class ClusterInABox {
     return this.knot.counters();
   }
 
-  /** Reads /proc/net/snmp in every namespace of the box. */
-  async kernelCounters(): Promise<KernelCounters> {
+  /** /proc/net/snmp of every live namespace of the box, by namespace name. */
+  async snmp(): Promise<Map<string, Record<string, Record<string, number>>>> {
     const live = (await listNamespaces()).filter((n) => n.startsWith(`${this.id}-`));
     const out = await sh(live.map((n) => `echo "== ${n}"; ip netns exec ${n} cat /proc/net/snmp`).join('\n'));
-    const total: KernelCounters = { UdpSndbufErrors: 0, IpOutDiscards: 0, UdpRcvbufErrors: 0, offenders: [] };
+    const result = new Map<string, Record<string, Record<string, number>>>();
     for (const block of out.split('== ').slice(1)) {
       const [name, ...lines] = block.split('\n');
-      const snmp = parseSnmp(lines.join('\n'));
+      result.set(name!, parseSnmp(lines.join('\n')));
+    }
+    return result;
+  }
+
+  /** Counters that must stay 0 in a healthy run, summed over the box's namespaces. */
+  async kernelCounters(): Promise<KernelCounters> {
+    const total: KernelCounters = { UdpSndbufErrors: 0, IpOutDiscards: 0, UdpRcvbufErrors: 0, offenders: [] };
+    for (const [name, snmp] of await this.snmp()) {
       const c = {
         UdpSndbufErrors: snmp.Udp?.SndbufErrors ?? 0,
         IpOutDiscards: snmp.Ip?.OutDiscards ?? 0,

@@ -1,0 +1,322 @@
+/**
+ * `npm run bench`: kubepeers side by side with what users do today, in the cluster in a box, on the same
+ * staggered Ready schedule, as root. Prints a markdown table and writes docs/benchmarks.md and
+ * docs/benchmarks.svg.
+ *
+ *  1. the Kubernetes docs' loop: bash, `ping -c 1 <job>-<i>.<svc>` for each peer in turn, `sleep 1` after
+ *     each failure (glibc resolver through the ndots:5 search list);
+ *  2. `wait-on tcp:<job>-<i>.<svc>:<port>` for every peer (each pod also listens on that port);
+ *  3. `kubepeers wait`.
+ *
+ * Env: KPBENCH_SIZES (default "16,64,128"), KPBENCH_REPS (default 5), KPBENCH_SPREAD_MS (Ready times
+ * spread over this long, default 3000), KPBENCH_METHODS (default "bash-ping,wait-on,kubepeers").
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { it } from 'vitest';
+import { ClusterInABox, type Pod, type PodSpec } from '../e2e/cluster.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const SIZES = (process.env.KPBENCH_SIZES ?? '16,64,128').split(',').map(Number);
+const REPS = Number(process.env.KPBENCH_REPS ?? 5);
+const SPREAD_MS = Number(process.env.KPBENCH_SPREAD_MS ?? 3000);
+const METHODS = (process.env.KPBENCH_METHODS ?? 'bash-ping,wait-on,kubepeers').split(',') as Method[];
+const RUN_TIMEOUT_MS = 180_000;
+const WAIT_ON_PORT = 7070;
+
+type Method = 'bash-ping' | 'wait-on' | 'kubepeers';
+const LABEL: Record<Method, string> = {
+  'bash-ping': 'bash ping loop (k8s docs)',
+  'wait-on': 'wait-on tcp:',
+  kubepeers: 'kubepeers wait',
+};
+
+/** Per-pod resources, printed by GNU time around the waiting tool itself. */
+const TIME = ['/usr/bin/time', '-f', 'KPBENCH_TIME %e %U %S %M'];
+const TIME_SH = '/usr/bin/time -f "KPBENCH_TIME %e %U %S %M"';
+
+function spec(method: Method, box: ClusterInABox, size: number): PodSpec {
+  const names = [...Array(size).keys()].map((i) => `${box.job}-${i}.${box.svc}`);
+  const started = 'echo KPBENCH_STARTED';
+  const released = 'echo KPBENCH_RELEASED $(date +%s%3N)';
+  if (method === 'bash-ping') {
+    // Written from the docs' description: each peer in turn, retry every second until it answers.
+    const loop = `for h in ${names.join(' ')}; do until ping -c 1 -W 1 "$h" >/dev/null 2>&1; do sleep 1; done; done`;
+    return {
+      root: true,
+      command: ['sh', '-c', `${started}; ${TIME_SH} bash -c '${loop}'; ${released}`],
+    };
+  }
+  if (method === 'wait-on') {
+    const listener = `require('net').createServer((s) => s.destroy()).listen(${WAIT_ON_PORT})`;
+    const targets = names.map((h) => `tcp:${h}:${WAIT_ON_PORT}`).join(' ');
+    const waitOn = join(ROOT, 'node_modules/.bin/wait-on');
+    return {
+      root: true,
+      command: [
+        'sh',
+        '-c',
+        // The listener stays up after release: a peer that leaves early would strand the others.
+        `${process.execPath} -e "${listener}" & ${started}; ${TIME_SH} ${process.execPath} ${waitOn} -t 600000 ${targets}; ${released}; wait`,
+      ],
+    };
+  }
+  return {
+    command: [
+      ...TIME,
+      process.execPath,
+      'node_modules/kubepeers/dist/bin.js',
+      'wait',
+      '--format',
+      'none',
+      '--',
+      'sh',
+      '-c',
+      released,
+    ],
+    env: { KUBEPEERS_SIZE: String(size) },
+  };
+}
+
+/** Deterministic shuffle and spread: the same Ready schedule for every method of one (size, rep). */
+function schedule(size: number, rep: number): { index: number; at: number }[] {
+  let seed = size * 7919 + rep * 104729;
+  const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const order = [...Array(size).keys()].sort(() => rand() - 0.5);
+  return order.map((index, k) => ({ index, at: size > 1 ? (k * SPREAD_MS) / (size - 1) : 0 }));
+}
+
+interface RunResult {
+  method: Method;
+  size: number;
+  rep: number;
+  /** Release time minus the last Ready, per pod (ms). */
+  delays: number[];
+  dnsPerPod: Record<string, number>;
+  tcpOpensPerPod: number;
+  cpuMsPerPod: number[];
+  rssKbPerPod: number[];
+  failed: number;
+}
+
+const until = async (cond: () => boolean, ms: number): Promise<boolean> => {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  return cond();
+};
+
+async function runOnce(method: Method, size: number, rep: number): Promise<RunResult> {
+  const box = await ClusterInABox.create();
+  try {
+    const pods = await box.startPods([...Array(size).keys()], spec(method, box, size));
+    // As in Kubernetes, pods turn Ready only once their containers run: wait until every pod has started
+    // (kubepeers prints its first progress line once its responder listens), then follow the schedule.
+    const startedOf = (p: Pod): boolean =>
+      p.stdout.includes('KPBENCH_STARTED') || p.stderr.includes('peers ready');
+    await until(() => pods.every(startedOf), 120_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
+    let lastReady = 0;
+    for (const { index, at } of schedule(size, rep)) {
+      const wait = t0 + at - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      await box.markReady(index);
+      lastReady = Date.now();
+    }
+    const releasedAt = (p: Pod): number | undefined => {
+      const m = /KPBENCH_RELEASED (\d+)/.exec(p.stdout);
+      return m ? Number(m[1]) : undefined;
+    };
+    const timedOut = !(await until(
+      () => pods.every((p) => releasedAt(p) !== undefined && /KPBENCH_TIME/.test(p.stderr)),
+      RUN_TIMEOUT_MS,
+    ));
+    const dns = await box.dnsCounters();
+    const snmp = await box.snmp();
+    let tcpOpens = 0;
+    for (const pod of pods) tcpOpens += snmp.get(pod.netns)?.Tcp?.ActiveOpens ?? 0;
+    const cpu: number[] = [];
+    const rss: number[] = [];
+    for (const pod of pods) {
+      const m = /KPBENCH_TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(pod.stderr);
+      if (m) {
+        cpu.push((Number(m[2]) + Number(m[3])) * 1000);
+        rss.push(Number(m[4]));
+      }
+    }
+    const delays = pods
+      .map(releasedAt)
+      .filter((x): x is number => x !== undefined)
+      .map((x) => x - lastReady);
+    return {
+      method,
+      size,
+      rep,
+      delays,
+      dnsPerPod: Object.fromEntries(Object.entries(dns.byType).map(([t, n]) => [t, n / size])),
+      tcpOpensPerPod: tcpOpens / size,
+      cpuMsPerPod: cpu,
+      rssKbPerPod: rss,
+      failed: timedOut ? pods.filter((p) => releasedAt(p) === undefined).length : 0,
+    };
+  } finally {
+    await box.destroy();
+  }
+}
+
+const q = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : NaN;
+};
+const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+const fmt = (x: number, d = 0): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+
+interface Row {
+  method: Method;
+  size: number;
+  p50: number;
+  p95: number;
+  max: number;
+  dns: Record<string, number>;
+  dnsTotal: number;
+  tcp: number;
+  cpu: number;
+  rssMb: number;
+  failed: number;
+}
+
+function summarize(results: RunResult[]): Row[] {
+  const rows: Row[] = [];
+  for (const size of SIZES) {
+    for (const method of METHODS) {
+      const rs = results.filter((r) => r.size === size && r.method === method);
+      if (rs.length === 0) continue;
+      const delays = rs.flatMap((r) => r.delays);
+      const types = [...new Set(rs.flatMap((r) => Object.keys(r.dnsPerPod)))].sort();
+      const dns = Object.fromEntries(types.map((t) => [t, mean(rs.map((r) => r.dnsPerPod[t] ?? 0))]));
+      rows.push({
+        method,
+        size,
+        p50: q(delays, 0.5),
+        p95: q(delays, 0.95),
+        max: Math.max(...delays),
+        dns,
+        dnsTotal: Object.values(dns).reduce((a, b) => a + b, 0),
+        tcp: mean(rs.map((r) => r.tcpOpensPerPod)),
+        cpu: q(
+          rs.flatMap((r) => r.cpuMsPerPod),
+          0.5,
+        ),
+        rssMb: Math.max(...rs.flatMap((r) => r.rssKbPerPod)) / 1024,
+        failed: rs.reduce((a, r) => a + r.failed, 0),
+      });
+    }
+  }
+  return rows;
+}
+
+function markdown(rows: Row[]): string {
+  const lines = [
+    '| N | method | release after last Ready p50 / p95 / max (ms) | DNS queries per pod (by type) | TCP connects per pod | CPU per pod p50 (ms) | peak RSS (MB) | kubepeers: release p50 ratio, DNS ratio |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    const kp = rows.find((x) => x.size === r.size && x.method === 'kubepeers');
+    const ratio =
+      kp && r.method !== 'kubepeers'
+        ? `${fmt(r.p50 / kp.p50, 1)}× slower, ${fmt(r.dnsTotal / kp.dnsTotal, 1)}× the queries`
+        : '';
+    lines.push(
+      `| ${r.size} | ${LABEL[r.method]} | ${fmt(r.p50)} / ${fmt(r.p95)} / ${fmt(r.max)}${r.failed ? ` (${r.failed} never released)` : ''} | ${fmt(r.dnsTotal, 1)} (${Object.entries(
+        r.dns,
+      )
+        .map(([t, n]) => `${t} ${fmt(n, 1)}`)
+        .join(', ')}) | ${fmt(r.tcp, 1)} | ${fmt(r.cpu)} | ${fmt(r.rssMb, 1)} | ${ratio} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Two panels of grouped bars (log scale): release delay p50 and DNS queries per pod, by N and method. */
+function svg(rows: Row[]): string {
+  const colors: Record<Method, string> = {
+    'bash-ping': '#d62728',
+    'wait-on': '#ff7f0e',
+    kubepeers: '#2ca02c',
+  };
+  const W = 900;
+  const H = 380;
+  const panel = (x0: number, title: string, value: (r: Row) => number, unit: string): string => {
+    const pw = 400;
+    const ph = 260;
+    const top = 60;
+    const vals = rows.map(value).filter((v) => v > 0);
+    const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...vals))));
+    const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...vals))));
+    const y = (v: number): number =>
+      top + ph - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * ph;
+    let out = `<text x="${x0 + pw / 2}" y="30" text-anchor="middle" font-size="16" font-weight="bold">${title}</text>`;
+    for (let d = lo; d <= hi; d *= 10) {
+      out += `<line x1="${x0}" x2="${x0 + pw}" y1="${y(d)}" y2="${y(d)}" stroke="#ddd"/><text x="${x0 - 6}" y="${y(d) + 4}" text-anchor="end" font-size="11">${d}${unit}</text>`;
+    }
+    const groupW = pw / SIZES.length;
+    SIZES.forEach((size, g) => {
+      const barW = (groupW - 20) / METHODS.length;
+      METHODS.forEach((m, k) => {
+        const r = rows.find((x) => x.size === size && x.method === m);
+        if (!r) return;
+        const v = value(r);
+        const bx = x0 + g * groupW + 10 + k * barW;
+        out += `<rect x="${bx}" y="${y(v)}" width="${barW - 2}" height="${top + ph - y(v)}" fill="${colors[m]}"><title>${LABEL[m]} N=${size}: ${fmt(v, 1)}${unit}</title></rect>`;
+        out += `<text x="${bx + (barW - 2) / 2}" y="${y(v) - 3}" text-anchor="middle" font-size="10">${fmt(v, v < 10 ? 1 : 0)}</text>`;
+      });
+      out += `<text x="${x0 + g * groupW + groupW / 2}" y="${top + ph + 16}" text-anchor="middle" font-size="12">N = ${size}</text>`;
+    });
+    return (
+      out +
+      `<line x1="${x0}" x2="${x0}" y1="${top}" y2="${top + ph}" stroke="#333"/><line x1="${x0}" x2="${x0 + pw}" y1="${top + ph}" y2="${top + ph}" stroke="#333"/>`
+    );
+  };
+  const legend = METHODS.map(
+    (m, k) =>
+      `<rect x="${60 + k * 240}" y="${H - 28}" width="14" height="14" fill="${colors[m]}"/><text x="${80 + k * 240}" y="${H - 16}" font-size="13">${LABEL[m]}</text>`,
+  ).join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${panel(60, 'Release after the last pod is Ready (p50, log)', (r) => r.p50, ' ms')}${panel(500, 'DNS queries per pod (log)', (r) => r.dnsTotal, '')}${legend}</svg>\n`;
+}
+
+it(
+  'benchmark: bash ping loop vs wait-on vs kubepeers in the cluster in a box',
+  async () => {
+    const results: RunResult[] = [];
+    for (const size of SIZES) {
+      for (let rep = 0; rep < REPS; rep++) {
+        for (const method of METHODS) {
+          const r = await runOnce(method, size, rep);
+          results.push(r);
+          console.log(
+            `N=${size} rep ${rep + 1}/${REPS} ${method}: last release ${fmt(Math.max(...r.delays))} ms after last Ready, ${fmt(
+              Object.values(r.dnsPerPod).reduce((a, b) => a + b, 0),
+              1,
+            )} DNS queries/pod${r.failed ? `, ${r.failed} not released` : ''}`,
+          );
+        }
+      }
+    }
+    const rows = summarize(results);
+    const table = markdown(rows);
+    console.log(`\n${table}\n`);
+    await mkdir(join(ROOT, 'docs'), { recursive: true });
+    await writeFile(join(ROOT, 'docs/benchmarks.svg'), svg(rows));
+    await writeFile(
+      join(ROOT, 'docs/benchmarks.md'),
+      `# Benchmarks\n\nMeasured by \`npm run bench\` (test/bench/compare.run.ts) on ${new Date().toISOString().slice(0, 10)}, ` +
+        `Node ${process.version}, ${SIZES.join('/')} pods, ${REPS} repetitions, Ready times spread over ${SPREAD_MS} ms in a shuffled order, ` +
+        `in the cluster in a box (network namespaces on one 2-core machine: all pods share its CPUs). Authoritative knotd, no caching resolver.\n\n` +
+        `- release: time from the last pod's Ready (its records added to DNS) to each pod's release (pooled over repetitions);\n` +
+        `- DNS queries: knotd's own counters, divided by N; TCP connects: each pod namespace's Tcp ActiveOpens;\n` +
+        `- CPU and peak RSS: GNU time around the waiting tool (bash with its ping children; wait-on; kubepeers wait).\n\n` +
+        `${table}\n\n![benchmark plot](benchmarks.svg)\n`,
+    );
+  },
+  24 * 3600_000,
+);
