@@ -129,7 +129,10 @@ class Barrier {
   /** Gossip stops being read past this many known addresses: a peer cannot make us probe without end. */
   private readonly maxKnownAddresses: number;
   /** What we know of an address: being probed, owned by a peer, or foreign. */
-  private readonly addresses = new Map<string, { owner?: number; foreign?: string; probe?: Loop }>();
+  private readonly addresses = new Map<
+    string,
+    { owner?: number; foreign?: string; failure?: string; probe?: Loop }
+  >();
   private readonly stop = new AbortController();
   private readonly types: AddressType[];
   private responder: Responder | undefined;
@@ -348,6 +351,7 @@ class Barrier {
           entry.foreign = err.message;
           return false;
         }
+        if (err instanceof Error) entry.failure = err.message;
         return true;
       },
       () => {
@@ -755,14 +759,26 @@ class Barrier {
     missing.sort(
       (x, y) => Number(x.reason === 'gave-up') - Number(y.reason === 'gave-up') || x.index - y.index,
     );
-    let hint: string | undefined;
+    const hints: string[] = [];
     if (this.config.selfAddress && !this.selfSeen) {
-      hint =
+      hints.push(
         `This pod's own address ${this.config.selfAddress} never appeared in ${serviceFqdn(this.config)}: ` +
-        'the pod is not Ready (peers cannot resolve it either). If kubepeers runs in an init container or before a ' +
-        'readiness probe passes, set publishNotReadyAddresses: true on the headless Service.';
+          'the pod is not Ready (peers cannot resolve it either). If kubepeers runs in an init container or before a ' +
+          'readiness probe passes, set publishNotReadyAddresses: true on the headless Service.',
+      );
     }
-    return new TimeoutError(this.config.timeoutMs, missing, hint);
+    // Addresses of the Service that never proved to be a member: why a "not-seen" peer may be missing.
+    const strangers = [...this.addresses].filter(
+      ([, e]) => e.owner === undefined && (e.foreign ?? e.failure),
+    );
+    if (strangers.length > 0) {
+      const shown = strangers.slice(0, 5).map(([ip, e]) => `  ${ip}: ${e.foreign ?? e.failure}`);
+      if (strangers.length > 5) shown.push(`  ... and ${strangers.length - 5} more`);
+      hints.push(
+        `Addresses in ${serviceFqdn(this.config)} that did not prove to be a member:\n${shown.join('\n')}`,
+      );
+    }
+    return new TimeoutError(this.config.timeoutMs, missing, hints.length > 0 ? hints.join('\n') : undefined);
   }
 }
 

@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 import { waitForPeers, type PeersResult } from './barrier.js';
-import { ConfigError, KubepeersError, TimeoutError } from './errors.js';
+import { ConfigError, KubepeersError, OutputError, TimeoutError } from './errors.js';
 import {
   DEFAULT_PORT,
   ENV,
@@ -85,7 +85,7 @@ const FLAGS: Flag[] = [
     name: 'cluster-domain',
     env: ENV.clusterDomain,
     kind: 'string',
-    default: 'from /etc/hosts, else cluster.local',
+    default: 'from /etc/hosts, else resolv.conf search list, else cluster.local',
     help: 'cluster domain',
     library: 'clusterDomain',
   },
@@ -303,6 +303,8 @@ function intOf(name: string, s: Setting | undefined, fallback: number, min: numb
 }
 
 interface Plan {
+  /** The barrier timeout (flag or env), for the deadline of what follows the barrier. */
+  timeoutMs: number;
   command: 'wait' | 'env';
   argv: string[];
   wait: WaitForPeersOptions;
@@ -338,12 +340,14 @@ export async function plan(args: string[], env: NodeJS.ProcessEnv): Promise<Plan
           ]),
         ),
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
       },
     });
   } catch (err) {
     throw new UsageError('arguments', 'argv', rest.join(' '), `valid options (${(err as Error).message})`);
   }
   if (parsed.values.help) return 'help';
+  if (parsed.values.version) return 'version';
   if (command === 'env' && parsed.positionals.length > 0) {
     throw new UsageError('command', 'argv', parsed.positionals.join(' '), 'no command after "kubepeers env"');
   }
@@ -451,7 +455,9 @@ export async function plan(args: string[], env: NodeJS.ProcessEnv): Promise<Plan
   const rosterFile = str('write-roster');
   if (rosterFile) files.rosterFile = rosterFile;
 
+  const timeoutSetting = s.get('timeout');
   const result: Plan = {
+    timeoutMs: (timeoutSetting && parseDuration(String(timeoutSetting.value))) || 600_000,
     command,
     argv: parsed.positionals,
     wait,
@@ -586,7 +592,16 @@ export async function main(args: string[], env: NodeJS.ProcessEnv): Promise<numb
   try {
     p = await plan(args, env);
   } catch (err) {
-    process.stderr.write(`kubepeers: ${(err as Error).message}\n`);
+    // Reported like any other failure: with its code, as JSON if asked for, and in the termination log.
+    const json =
+      args.includes('--log-format=json') ||
+      args.join(' ').includes('--log-format json') ||
+      env.KUBEPEERS_LOG_FORMAT === 'json';
+    new Reporter(json ? 'json' : 'text', false, false).error(err);
+    await terminationLog(
+      env.KUBEPEERS_TERMINATION_LOG ?? '/dev/termination-log',
+      `kubepeers: ERR_KUBEPEERS_CONFIG: ${(err as Error).message}\n`,
+    );
     return EXIT.config;
   }
   if (p === 'help') {
@@ -622,18 +637,24 @@ export async function main(args: string[], env: NodeJS.ProcessEnv): Promise<numb
     if (p.probeHttp) {
       await probePeersHttp(result, {
         ...p.probeHttp,
-        timeoutMs: Math.max(1000, (p.wait.timeoutMs ?? 600_000) - result.elapsedMs),
+        timeoutMs: Math.max(1000, p.timeoutMs - result.elapsedMs),
         signal: abort.signal,
       });
     }
     const childEnv: Record<string, string> = {};
     for (const f of p.formats) Object.assign(childEnv, envFor(f, result, p.integrations));
-    if (p.files.envFile) await writeFileAtomic(p.files.envFile, shellExports(childEnv));
-    if (p.files.hostfile) await writeFileAtomic(p.files.hostfile, openMpiHostfile(result, p.integrations));
-    if (p.files.mpichHostfile)
-      await writeFileAtomic(p.files.mpichHostfile, mpichHostfile(result, p.integrations));
-    if (p.files.rosterFile)
-      await writeFileAtomic(p.files.rosterFile, `${JSON.stringify(roster(result), null, 2)}\n`);
+    const outputs: [string | undefined, () => string][] = [
+      [p.files.envFile, () => shellExports(childEnv)],
+      [p.files.hostfile, () => openMpiHostfile(result, p.integrations)],
+      [p.files.mpichHostfile, () => mpichHostfile(result, p.integrations)],
+      [p.files.rosterFile, () => `${JSON.stringify(roster(result), null, 2)}\n`],
+    ];
+    for (const [path, content] of outputs) {
+      if (path)
+        await writeFileAtomic(path, content()).catch((err: unknown) =>
+          Promise.reject(new OutputError(path, { cause: err })),
+        );
+    }
     Object.assign(status, { released: true, ready: result.size - 1, total: result.size - 1, missing: [] });
     reporter.done(result);
 
@@ -651,6 +672,7 @@ export async function main(args: string[], env: NodeJS.ProcessEnv): Promise<numb
       return EXIT.ok;
     }
     for (const s of signals) process.off(s, onSignal);
+    if (caught) return 128 + (signalNumber(caught) ?? 15); // stopped before the command could start
     return await runChild(p.argv, { ...env, ...childEnv });
   } catch (err) {
     status.error = (err as Error).message;

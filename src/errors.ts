@@ -10,7 +10,8 @@ export type KubepeersErrorCode =
   | 'ERR_KUBEPEERS_DNS'
   | 'ERR_KUBEPEERS_CONNECT'
   | 'ERR_KUBEPEERS_HANDSHAKE'
-  | 'ERR_KUBEPEERS_LISTEN';
+  | 'ERR_KUBEPEERS_LISTEN'
+  | 'ERR_KUBEPEERS_OUTPUT';
 
 /** Base class of all kubepeers errors. The low-level error, if any, is on `cause`. */
 export class KubepeersError extends Error {
@@ -137,6 +138,17 @@ export class ListenError extends KubepeersError {
     super('ERR_KUBEPEERS_LISTEN', `cannot listen on ${formatHostPort(address, port)}: ${errno}`, options);
     this.address = address;
     this.port = port;
+  }
+}
+
+/** (CLI) An integration file could not be written. */
+export class OutputError extends KubepeersError {
+  readonly path: string;
+
+  constructor(path: string, options?: { cause?: unknown }) {
+    const errno = (options?.cause as NodeJS.ErrnoException | undefined)?.code ?? 'unknown error';
+    super('ERR_KUBEPEERS_OUTPUT', `cannot write ${path}: ${errno}`, options);
+    this.path = path;
   }
 }
 

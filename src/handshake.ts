@@ -289,7 +289,8 @@ export function clientHandshake(
       throw fail('closed', 'connection closed before a reply (not a kubepeers responder?)');
     if (reply.t === 'reject') {
       const r = reply as Partial<RejectMessage>;
-      throw fail(r.reason === 'busy' ? 'busy' : 'mismatch', isStr(r.detail, 300) ? r.detail : 'rejected');
+      const reason = r.reason === 'busy' || r.reason === 'protocol' ? r.reason : 'mismatch';
+      throw fail(reason, isStr(r.detail, 300) ? r.detail : 'rejected');
     }
     const w = reply as Partial<WelcomeMessage>;
     if (

@@ -3,7 +3,14 @@
  * @packageDocumentation
  */
 export { waitForPeers, type Peer, type PeersResult } from './barrier.js';
-export { DEFAULT_PORT, ENV, resolveConfig, type Progress, type WaitForPeersOptions } from './options.js';
+export {
+  DEFAULT_PORT,
+  ENV,
+  parseDuration,
+  resolveConfig,
+  type Progress,
+  type WaitForPeersOptions,
+} from './options.js';
 export {
   AbortedError,
   ConfigError,
@@ -12,6 +19,7 @@ export {
   HandshakeError,
   KubepeersError,
   ListenError,
+  OutputError,
   TimeoutError,
   type DnsFailureReason,
   type HandshakeFailureReason,
@@ -35,3 +43,29 @@ export {
   type ResolverOptions,
   type ResolverStats,
 } from './resolver.js';
+export {
+  ENV_FORMATS,
+  envFor,
+  horovodHosts,
+  jaxEnv,
+  kubepeersEnv,
+  mpichHostfile,
+  openMpiHostfile,
+  rayAddress,
+  roster,
+  shellExports,
+  tfConfig,
+  torchEnv,
+  torchrunEnv,
+  writeFileAtomic,
+  type EnvFormat,
+  type IntegrationOptions,
+} from './outputs.js';
+export {
+  probePeersHttp,
+  serveStatus,
+  type BarrierStatus,
+  type HttpProbeOptions,
+  type StatusServer,
+  type StatusServerOptions,
+} from './status.js';

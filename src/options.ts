@@ -91,7 +91,7 @@ export interface WaitForPeersOptions {
    * peer can still pass. The responder never keeps the process alive. 0 closes it at once. Default: 600000.
    */
   lingerMs?: number;
-  /** Called with the barrier's progress whenever the set of missing peers changes. */
+  /** Called with the barrier's progress once the responder listens and whenever the number of ready peers changes. */
   onProgress?: (progress: Progress) => void;
   /** Aborts the wait; the promise rejects with an `AbortedError` whose `cause` is the signal's reason. */
   signal?: AbortSignal;

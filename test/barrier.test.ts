@@ -209,6 +209,10 @@ describe('waitForPeers failures and faults', () => {
     for (const err of errors.slice(0, 3)) {
       expectCause(err, 3, 'wrong-identity', 'job differs');
       expect(err.missing[0]!.detail).toContain(other.ip(0));
+      // The stranger's address also shows in the Service answer; the error says what it is.
+      expect(err.message).toContain(
+        `did not prove to be a member:\n  ${other.ip(0)}: handshake with ${other.ip(0)}:`,
+      );
     }
 
     // Phase 2: the record is corrected; everyone passes with the real address.

@@ -46,42 +46,26 @@ function cli(
   });
 }
 
+const names = ['--job-name', 'j', '--subdomain', 's', '--namespace', 'n'];
+
 /** A one-pod job: released at once, no network needed. */
-const solo = [
-  '--size',
-  '1',
-  '--index',
-  '0',
-  '--job-name',
-  'j',
-  '--subdomain',
-  's',
-  '--namespace',
-  'n',
-  '--nameservers',
-  '127.0.0.1:9',
-];
+const solo = ['--size', '1', '--index', '0', ...names, '--nameservers', '127.0.0.1:9'];
 
 /** Pod 0 of a two-pod job whose peer never appears (DNS says NXDOMAIN). */
 async function pair(): Promise<string[]> {
-  const port = await freePort();
+  const port = String(await freePort());
   return [
     '--size',
     '2',
     '--index',
     '0',
-    '--job-name',
-    'j',
-    '--subdomain',
-    's',
-    '--namespace',
-    'n',
+    ...names,
     '--nameservers',
     `127.0.0.1:${dns.port}`,
     '--listen-address',
     '127.0.0.1',
     '--port',
-    String(port),
+    port,
   ];
 }
 

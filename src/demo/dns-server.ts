@@ -4,9 +4,8 @@
  * the SOA (so negative TTLs work as in CoreDNS), sets TC when a UDP answer does not fit, and counts the
  * queries it gets. Not part of the library API.
  */
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, type Server, type Socket } from 'node:net';
 import * as packet from 'dns-packet';
+import { listenDns, type DnsListener } from './dns-listener.js';
 
 export interface EmbeddedDnsOptions {
   /** Listen address. Default: 127.0.0.1. */
@@ -35,9 +34,7 @@ export class EmbeddedDns {
   private readonly zone: string;
   private readonly ttl: number;
   private readonly soaMinimum: number;
-  private udp: UdpSocket | undefined;
-  private tcp: Server | undefined;
-  private readonly sockets = new Set<Socket>();
+  private listener: DnsListener | undefined;
   address = '';
   port = 0;
 
@@ -51,45 +48,17 @@ export class EmbeddedDns {
 
   /** Binds UDP and TCP on the same port. */
   async start(): Promise<void> {
-    for (let tries = 0; tries < 20; tries++) {
-      const udp = createSocket(this.address.includes(':') ? 'udp6' : 'udp4');
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.bind(this.port, this.address, () => resolve());
-      });
-      const port = udp.address().port;
-      const tcp = createServer((s) => this.onTcp(s));
-      const ok = await new Promise<boolean>((resolve) => {
-        tcp.once('error', () => resolve(false));
-        tcp.listen(port, this.address, () => resolve(true));
-      });
-      if (!ok) {
-        udp.close();
-        if (this.port !== 0) throw new Error(`TCP port ${this.port} on ${this.address} is taken`);
-        continue;
-      }
-      udp.on('message', (msg, rinfo) => {
-        const reply = this.answer(msg, 'udp');
-        if (reply) udp.send(reply, rinfo.port, rinfo.address);
-      });
-      this.udp = udp;
-      this.tcp = tcp;
-      this.port = port;
-      return;
-    }
-    throw new Error('could not bind UDP and TCP on one port');
+    this.listener = await listenDns(this.address, this.port, (message, transport) => {
+      const reply = this.answer(message, transport);
+      return reply ? [reply] : [];
+    });
+    this.port = this.listener.port;
   }
 
   async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    const udp = this.udp;
-    const tcp = this.tcp;
-    this.udp = undefined;
-    this.tcp = undefined;
-    await Promise.all([
-      new Promise<void>((r) => (udp ? udp.close(() => r()) : r())),
-      new Promise<void>((r) => (tcp ? tcp.close(() => r()) : r())),
-    ]);
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.close();
   }
 
   /** Adds an address record (`A` or `AAAA`) to `name` (absolute, trailing dot optional). */
@@ -109,27 +78,6 @@ export class EmbeddedDns {
     byType?.get(type)?.delete(address);
     if (byType?.get(type)?.size === 0) byType.delete(type);
     if (byType?.size === 0) this.records.delete(key);
-  }
-
-  private onTcp(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    socket.setTimeout(10_000, () => socket.destroy());
-    let buffered = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
-        const len = buffered.readUInt16BE(0);
-        const reply = this.answer(buffered.subarray(2, 2 + len), 'tcp');
-        buffered = buffered.subarray(2 + len);
-        if (!reply) continue;
-        const framed = Buffer.alloc(2 + reply.length);
-        framed.writeUInt16BE(reply.length, 0);
-        reply.copy(framed, 2);
-        socket.write(framed);
-      }
-    });
   }
 
   private soa(): packet.Answer {

@@ -9,9 +9,10 @@
  *  3. `kubepeers wait`.
  *
  * Env: KPBENCH_SIZES (default "16,64,128"), KPBENCH_REPS (default 5), KPBENCH_SPREAD_MS (Ready times
- * spread over this long, default 3000), KPBENCH_METHODS (default "bash-ping,wait-on,kubepeers").
+ * spread over this long, default 3000), KPBENCH_METHODS (default "bash-ping,wait-on,kubepeers"),
+ * KPBENCH_RUN_TIMEOUT_MS (default 60000), KPBENCH_RESUME=1 (keep the runs already in docs/benchmarks.jsonl).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { it } from 'vitest';
 import { ClusterInABox, type Pod, type PodSpec } from '../e2e/cluster.js';
@@ -21,7 +22,10 @@ const SIZES = (process.env.KPBENCH_SIZES ?? '16,64,128').split(',').map(Number);
 const REPS = Number(process.env.KPBENCH_REPS ?? 5);
 const SPREAD_MS = Number(process.env.KPBENCH_SPREAD_MS ?? 3000);
 const METHODS = (process.env.KPBENCH_METHODS ?? 'bash-ping,wait-on,kubepeers').split(',') as Method[];
-const RUN_TIMEOUT_MS = 180_000;
+/** A method that has not released every pod this long after the last Ready counts as not released. */
+const RUN_TIMEOUT_MS = Number(process.env.KPBENCH_RUN_TIMEOUT_MS ?? 60_000);
+/** Raw results, one JSON line per run; with KPBENCH_RESUME=1 runs already in it are not repeated. */
+const RAW = join(ROOT, 'docs/benchmarks.jsonl');
 const WAIT_ON_PORT = 7070;
 
 type Method = 'bash-ping' | 'wait-on' | 'kubepeers';
@@ -169,7 +173,8 @@ const q = (xs: number[], p: number): number => {
   return s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : NaN;
 };
 const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-const fmt = (x: number, d = 0): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const fmt = (x: number, d = 0): string =>
+  Number.isFinite(x) ? x.toFixed(d) : x === Number.POSITIVE_INFINITY ? `>${RUN_TIMEOUT_MS}` : 'n/a';
 
 interface Row {
   method: Method;
@@ -191,7 +196,11 @@ function summarize(results: RunResult[]): Row[] {
     for (const method of METHODS) {
       const rs = results.filter((r) => r.size === size && r.method === method);
       if (rs.length === 0) continue;
-      const delays = rs.flatMap((r) => r.delays);
+      // A pod that was not released within the run timeout counts as an infinitely late release.
+      const delays = rs.flatMap((r) => [
+        ...r.delays,
+        ...Array<number>(r.failed).fill(Number.POSITIVE_INFINITY),
+      ]);
       const types = [...new Set(rs.flatMap((r) => Object.keys(r.dnsPerPod)))].sort();
       const dns = Object.fromEntries(types.map((t) => [t, mean(rs.map((r) => r.dnsPerPod[t] ?? 0))]));
       rows.push({
@@ -227,7 +236,7 @@ function markdown(rows: Row[]): string {
         ? `${fmt(r.p50 / kp.p50, 1)}× slower, ${fmt(r.dnsTotal / kp.dnsTotal, 1)}× the queries`
         : '';
     lines.push(
-      `| ${r.size} | ${LABEL[r.method]} | ${fmt(r.p50)} / ${fmt(r.p95)} / ${fmt(r.max)}${r.failed ? ` (${r.failed} never released)` : ''} | ${fmt(r.dnsTotal, 1)} (${Object.entries(
+      `| ${r.size} | ${LABEL[r.method]} | ${fmt(r.p50)} / ${fmt(r.p95)} / ${fmt(r.max)}${r.failed ? ` (${r.failed} pod-runs not released within ${RUN_TIMEOUT_MS / 1000} s)` : ''} | ${fmt(r.dnsTotal, 1)} (${Object.entries(
         r.dns,
       )
         .map(([t, n]) => `${t} ${fmt(n, 1)}`)
@@ -250,7 +259,7 @@ function svg(rows: Row[]): string {
     const pw = 400;
     const ph = 260;
     const top = 60;
-    const vals = rows.map(value).filter((v) => v > 0);
+    const vals = rows.map(value).filter((v) => v > 0 && Number.isFinite(v));
     const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...vals))));
     const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...vals))));
     const y = (v: number): number =>
@@ -265,10 +274,11 @@ function svg(rows: Row[]): string {
       METHODS.forEach((m, k) => {
         const r = rows.find((x) => x.size === size && x.method === m);
         if (!r) return;
-        const v = value(r);
+        const raw = value(r);
+        const v = Math.min(raw, hi); // a run that never released is drawn full height, labelled ">"
         const bx = x0 + g * groupW + 10 + k * barW;
-        out += `<rect x="${bx}" y="${y(v)}" width="${barW - 2}" height="${top + ph - y(v)}" fill="${colors[m]}"><title>${LABEL[m]} N=${size}: ${fmt(v, 1)}${unit}</title></rect>`;
-        out += `<text x="${bx + (barW - 2) / 2}" y="${y(v) - 3}" text-anchor="middle" font-size="10">${fmt(v, v < 10 ? 1 : 0)}</text>`;
+        out += `<rect x="${bx}" y="${y(v)}" width="${barW - 2}" height="${top + ph - y(v)}" fill="${colors[m]}"><title>${LABEL[m]} N=${size}: ${fmt(raw, 1)}${unit}</title></rect>`;
+        out += `<text x="${bx + (barW - 2) / 2}" y="${y(v) - 3}" text-anchor="middle" font-size="10">${fmt(raw, raw < 10 ? 1 : 0)}</text>`;
       });
       out += `<text x="${x0 + g * groupW + groupW / 2}" y="${top + ph + 16}" text-anchor="middle" font-size="12">N = ${size}</text>`;
     });
@@ -288,11 +298,19 @@ it(
   'benchmark: bash ping loop vs wait-on vs kubepeers in the cluster in a box',
   async () => {
     const results: RunResult[] = [];
+    if (process.env.KPBENCH_RESUME === '1') {
+      const old = await readFile(RAW, 'utf8').catch(() => '');
+      for (const line of old.split('\n').filter(Boolean)) results.push(JSON.parse(line) as RunResult);
+    } else {
+      await writeFile(RAW, '');
+    }
     for (const size of SIZES) {
       for (let rep = 0; rep < REPS; rep++) {
         for (const method of METHODS) {
+          if (results.some((r) => r.size === size && r.rep === rep && r.method === method)) continue;
           const r = await runOnce(method, size, rep);
           results.push(r);
+          await appendFile(RAW, `${JSON.stringify(r)}\n`);
           console.log(
             `N=${size} rep ${rep + 1}/${REPS} ${method}: last release ${fmt(Math.max(...r.delays))} ms after last Ready, ${fmt(
               Object.values(r.dnsPerPod).reduce((a, b) => a + b, 0),
@@ -302,7 +320,9 @@ it(
         }
       }
     }
-    const rows = summarize(results);
+    const rows = summarize(
+      results.filter((r) => SIZES.includes(r.size) && METHODS.includes(r.method) && r.rep < REPS),
+    );
     const table = markdown(rows);
     console.log(`\n${table}\n`);
     await mkdir(join(ROOT, 'docs'), { recursive: true });

@@ -113,6 +113,9 @@ export class ClusterInABox {
       netns: node,
       address: NODE_IP,
       port: 53,
+      // Two sockets (SO_REUSEPORT) drained in parallel: one overflowed its receive buffer when 64 pods
+      // started polling at once (UdpRcvbufErrors in the node namespace), as a single CoreDNS would not.
+      udpWorkers: 2,
       ttl: options.ttl ?? 5,
       soaMinimum: options.soaMinimum ?? 5,
     }).catch(async (err: unknown) => {

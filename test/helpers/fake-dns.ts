@@ -2,9 +2,9 @@
  * A loopback DNS responder for resolver tests that can misbehave on purpose: it hands every query to a
  * handler that returns the datagrams (or TCP messages) to send back, possibly none, possibly garbage.
  */
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, type Server } from 'node:net';
+import type { RemoteInfo } from 'node:dgram';
 import * as packet from 'dns-packet';
+import { listenDns } from '../../src/demo/dns-listener.js';
 
 export interface Query {
   id: number;
@@ -22,96 +22,25 @@ export interface FakeDns {
   address: string;
   port: number;
   queries: Query[];
-  udp: UdpSocket;
   close(): Promise<void>;
 }
 
 export async function startFakeDns(handler: Handler, address = '127.0.0.1'): Promise<FakeDns> {
-  for (let tries = 0; tries < 20; tries++) {
-    const udp = createSocket('udp4');
-    await new Promise<void>((resolve) => udp.bind(0, address, resolve));
-    const port = udp.address().port;
-    const tcp = createServer();
-    const ok = await new Promise<boolean>((resolve) => {
-      tcp.once('error', () => resolve(false));
-      tcp.listen(port, address, () => resolve(true));
-    });
-    if (!ok) {
-      udp.close();
-      continue;
-    }
-    return wire(udp, tcp, address, port, handler);
-  }
-  throw new Error('could not bind UDP and TCP on one port');
-}
-
-function wire(udp: UdpSocket, tcp: Server, address: string, port: number, handler: Handler): FakeDns {
   const queries: Query[] = [];
-  const sockets = new Set<import('node:net').Socket>();
-  udp.on('message', (buf, rinfo) => {
+  const listener = await listenDns(address, 0, (message, transport, rinfo) => {
     let p: packet.DecodedPacket;
     try {
-      p = packet.decode(buf);
+      p = packet.decode(message);
     } catch {
-      return;
+      return [];
     }
     const q = p.questions?.[0];
-    const query: Query = {
-      id: p.id ?? 0,
-      name: q?.name ?? '',
-      type: q?.type ?? '',
-      transport: 'udp',
-      rinfo,
-      packet: p,
-    };
+    const query: Query = { id: p.id ?? 0, name: q?.name ?? '', type: q?.type ?? '', transport, packet: p };
+    if (rinfo) query.rinfo = rinfo;
     queries.push(query);
-    void Promise.resolve(handler(query)).then((bufs) => {
-      for (const b of bufs) udp.send(b, rinfo.port, rinfo.address);
-    });
+    return handler(query);
   });
-  tcp.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buffered = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
-        const len = buffered.readUInt16BE(0);
-        const body = buffered.subarray(2, 2 + len);
-        buffered = buffered.subarray(2 + len);
-        const p = packet.decode(body);
-        const q = p.questions?.[0];
-        const query: Query = {
-          id: p.id ?? 0,
-          name: q?.name ?? '',
-          type: q?.type ?? '',
-          transport: 'tcp',
-          packet: p,
-        };
-        queries.push(query);
-        void Promise.resolve(handler(query)).then((bufs) => {
-          for (const b of bufs) {
-            const framed = Buffer.alloc(2 + b.length);
-            framed.writeUInt16BE(b.length, 0);
-            b.copy(framed, 2);
-            socket.write(framed);
-          }
-        });
-      }
-    });
-  });
-  return {
-    address,
-    port,
-    queries,
-    udp,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        udp.close(() => tcp.close(() => resolve()));
-      }),
-  };
+  return { address, port: listener.port, queries, close: () => listener.close() };
 }
 
 /** Builds a reply to `q` with the given sections and rcode (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED). */

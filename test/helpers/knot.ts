@@ -17,6 +17,8 @@ export interface KnotOptions {
   address?: string;
   /** Listen port. Default: a free port chosen by the OS. */
   port?: number;
+  /** UDP worker threads, each with its own socket and receive buffer. Default: 1. */
+  udpWorkers?: number;
   /** Default TTL of records (CoreDNS: 5). */
   ttl?: number;
   /** SOA minimum, the negative-caching TTL (CoreDNS: 5). */
@@ -79,7 +81,7 @@ export class Knot {
       `server:
     rundir: "${dir}"
     listen: ${address}@${port}
-    udp-workers: 1
+    udp-workers: ${options.udpWorkers ?? 1}
     tcp-workers: 1
     background-workers: 1
 control:
