@@ -10,7 +10,8 @@
  *
  * Env: KPBENCH_SIZES (default "16,64,128"), KPBENCH_REPS (default 5), KPBENCH_SPREAD_MS (Ready times
  * spread over this long, default 3000), KPBENCH_METHODS (default "bash-ping,wait-on,kubepeers"),
- * KPBENCH_RUN_TIMEOUT_MS (default 60000), KPBENCH_RESUME=1 (keep the runs already in docs/benchmarks.jsonl).
+ * KPBENCH_RUN_TIMEOUT_MS (default 60000), KPBENCH_RESUME=1 (keep the runs already in docs/benchmarks.jsonl),
+ * KPBENCH_REPORT_ONLY=1 (with RESUME: no new runs, just the table and plot of what is there).
  */
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -101,6 +102,8 @@ interface RunResult {
   cpuMsPerPod: number[];
   rssKbPerPod: number[];
   failed: number;
+  /** How long publishing the Ready schedule took (SPREAD_MS when the harness keeps up). */
+  scheduleMs?: number;
 }
 
 const until = async (cond: () => boolean, ms: number): Promise<boolean> => {
@@ -127,6 +130,8 @@ async function runOnce(method: Method, size: number, rep: number): Promise<RunRe
       await box.markReady(index);
       lastReady = Date.now();
     }
+    // The schedule takes SPREAD_MS unless the method's own DNS load slows the harness's updates down.
+    const scheduleMs = lastReady - t0;
     const releasedAt = (p: Pod): number | undefined => {
       const m = /KPBENCH_RELEASED (\d+)/.exec(p.stdout);
       return m ? Number(m[1]) : undefined;
@@ -162,6 +167,7 @@ async function runOnce(method: Method, size: number, rep: number): Promise<RunRe
       cpuMsPerPod: cpu,
       rssKbPerPod: rss,
       failed: timedOut ? pods.filter((p) => releasedAt(p) === undefined).length : 0,
+      scheduleMs,
     };
   } finally {
     await box.destroy();
@@ -179,6 +185,7 @@ const fmt = (x: number, d = 0): string =>
 interface Row {
   method: Method;
   size: number;
+  runs: number;
   p50: number;
   p95: number;
   max: number;
@@ -206,6 +213,7 @@ function summarize(results: RunResult[]): Row[] {
       rows.push({
         method,
         size,
+        runs: rs.length,
         p50: q(delays, 0.5),
         p95: q(delays, 0.95),
         max: Math.max(...delays),
@@ -226,17 +234,17 @@ function summarize(results: RunResult[]): Row[] {
 
 function markdown(rows: Row[]): string {
   const lines = [
-    '| N | method | release after last Ready p50 / p95 / max (ms) | DNS queries per pod (by type) | TCP connects per pod | CPU per pod p50 (ms) | peak RSS (MB) | kubepeers: release p50 ratio, DNS ratio |',
-    '|---|---|---|---|---|---|---|---|',
+    '| N | method | runs | release after last Ready p50 / p95 / max (ms) | DNS queries per pod (by type) | TCP connects per pod | CPU per pod p50 (ms) | peak RSS (MB) | kubepeers: release p50 ratio, DNS ratio |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const kp = rows.find((x) => x.size === r.size && x.method === 'kubepeers');
     const ratio =
       kp && r.method !== 'kubepeers'
-        ? `${fmt(r.p50 / kp.p50, 1)}× slower, ${fmt(r.dnsTotal / kp.dnsTotal, 1)}× the queries`
+        ? `${Number.isFinite(r.p50) ? `${fmt(r.p50 / kp.p50, 1)}× slower` : 'most pods never released'}, ${fmt(r.dnsTotal / kp.dnsTotal, 1)}× the queries`
         : '';
     lines.push(
-      `| ${r.size} | ${LABEL[r.method]} | ${fmt(r.p50)} / ${fmt(r.p95)} / ${fmt(r.max)}${r.failed ? ` (${r.failed} pod-runs not released within ${RUN_TIMEOUT_MS / 1000} s)` : ''} | ${fmt(r.dnsTotal, 1)} (${Object.entries(
+      `| ${r.size} | ${LABEL[r.method]} | ${r.runs} | ${fmt(r.p50)} / ${fmt(r.p95)} / ${fmt(r.max)}${r.failed ? ` (${r.failed} pod-runs not released within ${RUN_TIMEOUT_MS / 1000} s)` : ''} | ${fmt(r.dnsTotal, 1)} (${Object.entries(
         r.dns,
       )
         .map(([t, n]) => `${t} ${fmt(n, 1)}`)
@@ -308,6 +316,7 @@ it(
       for (let rep = 0; rep < REPS; rep++) {
         for (const method of METHODS) {
           if (results.some((r) => r.size === size && r.rep === rep && r.method === method)) continue;
+          if (process.env.KPBENCH_REPORT_ONLY === '1') continue;
           const r = await runOnce(method, size, rep);
           results.push(r);
           await appendFile(RAW, `${JSON.stringify(r)}\n`);
@@ -330,7 +339,7 @@ it(
     await writeFile(
       join(ROOT, 'docs/benchmarks.md'),
       `# Benchmarks\n\nMeasured by \`npm run bench\` (test/bench/compare.run.ts) on ${new Date().toISOString().slice(0, 10)}, ` +
-        `Node ${process.version}, ${SIZES.join('/')} pods, ${REPS} repetitions, Ready times spread over ${SPREAD_MS} ms in a shuffled order, ` +
+        `Node ${process.version}, ${SIZES.join('/')} pods, up to ${REPS} repetitions (see the runs column), Ready times spread over ${SPREAD_MS} ms in a shuffled order, ` +
         `in the cluster in a box (network namespaces on one 2-core machine: all pods share its CPUs). Authoritative knotd, no caching resolver.\n\n` +
         `- release: time from the last pod's Ready (its records added to DNS) to each pod's release (pooled over repetitions);\n` +
         `- DNS queries: knotd's own counters, divided by N; TCP connects: each pod namespace's Tcp ActiveOpens;\n` +
