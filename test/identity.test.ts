@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseHosts, parseResolvConf, peerFqdn, peerHostname, serviceFqdn } from '../src/index.js';
+import { kubeletHosts } from './helpers/pods.js';
 
-const KUBELET_HOSTS = `# Kubernetes-managed hosts file.
-127.0.0.1\tlocalhost
-::1\tlocalhost ip6-localhost ip6-loopback
-fe00::0\tip6-localnet
-fe00::0\tip6-mcastprefix
-fe00::1\tip6-allnodes
-fe00::2\tip6-allrouters
-10.244.1.7\texample-job-2.headless-svc.default.svc.cluster.local\texample-job-2
-
+const KUBELET_HOSTS = `${kubeletHosts('10.244.1.7', 'example-job-2.headless-svc.default.svc.cluster.local', 'example-job-2')}
 # Entries added by HostAliases.
 127.0.0.1\tfoo.local\tbar.local
 `;

@@ -2,7 +2,6 @@ import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { PeersResult } from '../src/index.js';
 import {
   envFor,
   horovodHosts,
@@ -17,27 +16,17 @@ import {
   torchrunEnv,
   writeFileAtomic,
 } from '../src/outputs.js';
+import { rosterOf } from './helpers/roster.js';
 
 const fqdn = (i: number): string => `train-${i}.workers.ml.svc.cluster.local`;
-const peers = [0, 1, 2].map((i) => ({
-  index: i,
-  hostname: `train-${i}`,
-  fqdn: fqdn(i),
-  ip: `10.0.0.${i + 1}`,
-  port: 17293,
-}));
-const r: PeersResult = {
-  index: 1,
+const r = rosterOf({
+  job: 'train',
+  svc: 'workers',
+  ns: 'ml',
   size: 3,
-  jobName: 'train',
-  subdomain: 'workers',
-  namespace: 'ml',
-  clusterDomain: 'cluster.local',
-  self: peers[1]!,
-  peers,
-  coordinator: peers[0]!,
-  elapsedMs: 1234,
-};
+  index: 1,
+  ip: (i) => `10.0.0.${i + 1}`,
+});
 
 describe('integration outputs', () => {
   it('torch env:// and torchrun PET_* variables', () => {

@@ -1,28 +1,11 @@
 import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TimeoutError, type PeersResult } from '../src/index.js';
+import { TimeoutError } from '../src/index.js';
 import { probePeersHttp, serveStatus, type BarrierStatus } from '../src/status.js';
+import { rosterOf } from './helpers/roster.js';
 
-const peers = [0, 1, 2].map((i) => ({
-  index: i,
-  hostname: `t-${i}`,
-  fqdn: `t-${i}.s.n.svc.cluster.local`,
-  ip: `10.9.0.${i + 1}`,
-  port: 17293,
-}));
-const result: PeersResult = {
-  index: 0,
-  size: 3,
-  jobName: 't',
-  subdomain: 's',
-  namespace: 'n',
-  clusterDomain: 'cluster.local',
-  self: peers[0]!,
-  peers,
-  coordinator: peers[0]!,
-  elapsedMs: 5,
-};
+const result = rosterOf({ job: 't', svc: 's', ns: 'n', size: 3, index: 0, ip: (i) => `10.9.0.${i + 1}` });
 
 // The peers' HTTP endpoints are the edge of this module: mocked with msw.
 const mock = setupServer();

@@ -19,6 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Knot, run, type DnsCounters } from '../helpers/knot.js';
+import { kubeletHosts } from '../helpers/pods.js';
 
 const NODE_IP = '10.244.0.1';
 const BRIDGE_MAC = '02:00:0a:f4:00:01';
@@ -195,10 +196,7 @@ export class ClusterInABox {
       const etc = join('/etc/netns', ns);
       await mkdir(etc, { recursive: true });
       // What kubelet writes for a pod with hostname and subdomain, and dnsPolicy ClusterFirst.
-      await writeFile(
-        join(etc, 'hosts'),
-        `# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n${p.ip}\t${fqdn}\t${hostname}\n`,
-      );
+      await writeFile(join(etc, 'hosts'), kubeletHosts(p.ip, fqdn, hostname));
       await writeFile(
         join(etc, 'resolv.conf'),
         `search ${this.namespace}.svc.cluster.local svc.cluster.local cluster.local\nnameserver ${NODE_IP}\noptions ndots:5\n`,

@@ -18,6 +18,19 @@ export interface JobSpec {
   dns: { address: string; port: number };
 }
 
+/** The /etc/hosts kubelet writes for a pod with `hostname` and `subdomain`. */
+export function kubeletHosts(ip: string, fqdn: string, hostname: string): string {
+  return `# Kubernetes-managed hosts file.
+127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+fe00::0\tip6-mcastprefix
+fe00::1\tip6-allnodes
+fe00::2\tip6-allrouters
+${ip}\t${fqdn}\t${hostname}
+`;
+}
+
 export async function podFiles(
   dir: string,
   spec: JobSpec,
@@ -30,15 +43,7 @@ export async function podFiles(
   const host = `${spec.job}-${i}`;
   await writeFile(
     hostsPath,
-    `# Kubernetes-managed hosts file.
-127.0.0.1\tlocalhost
-::1\tlocalhost ip6-localhost ip6-loopback
-fe00::0\tip6-localnet
-fe00::0\tip6-mcastprefix
-fe00::1\tip6-allnodes
-fe00::2\tip6-allrouters
-${spec.ip(i)}\t${host}.${spec.svc}.${spec.ns}.svc.cluster.local\t${host}
-`,
+    kubeletHosts(spec.ip(i), `${host}.${spec.svc}.${spec.ns}.svc.cluster.local`, host),
   );
   await writeFile(
     resolvConfPath,
