@@ -188,6 +188,20 @@ describe('kubepeers CLI', () => {
     expect(await readFile(log, 'utf8')).toContain('ERR_KUBEPEERS_TIMEOUT: barrier timed out after 1000 ms');
   });
 
+  it('on a TTY, progress is one line updated in place', async () => {
+    // util-linux `script` gives the CLI a pseudo-terminal.
+    const cmd = [process.execPath, 'dist/bin.js', 'wait', ...(await pair()), '--timeout', '1s'].join(' ');
+    const r = await new Promise<string>((resolve) => {
+      const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('exit', () => resolve(out));
+    });
+    expect(r.startsWith('\r0/1 peers ready; waiting for 1\x1b[K')).toBe(true);
+    expect(r).toContain('\r\x1b[Kkubepeers: ERR_KUBEPEERS_TIMEOUT');
+    expect(r).not.toContain('kubepeers: 0/1 peers ready'); // the off-TTY form
+  });
+
   it('--log-format json writes one JSON event per line', async () => {
     const r = await cli(['wait', ...(await pair()), '--timeout', '800ms', '--log-format', 'json']);
     expect(r.code).toBe(124);
