@@ -566,14 +566,15 @@ class Reporter {
 }
 
 function exitCodeOf(err: unknown, signal: NodeJS.Signals | undefined): number {
-  if (signal) return 128 + (signalNumber(signal) ?? 15);
+  if (signal) return signalExit(signal);
   if (err instanceof ConfigError) return EXIT.config;
   if (err instanceof TimeoutError) return EXIT.timeout;
   return EXIT.failure;
 }
 
-function signalNumber(signal: NodeJS.Signals): number | undefined {
-  return osConstants.signals[signal];
+/** The conventional exit code of a process ended by `signal`: 128 + its number. */
+function signalExit(signal: NodeJS.Signals): number {
+  return 128 + (osConstants.signals[signal] ?? 15);
 }
 
 /** Writes the failure where kubelet picks it up for `kubectl describe pod`, if that file is writable. */
@@ -672,7 +673,7 @@ export async function main(args: string[], env: NodeJS.ProcessEnv): Promise<numb
       return EXIT.ok;
     }
     for (const s of signals) process.off(s, onSignal);
-    if (caught) return 128 + (signalNumber(caught) ?? 15); // stopped before the command could start
+    if (caught) return signalExit(caught); // stopped before the command could start
     return await runChild(p.argv, { ...env, ...childEnv });
   } catch (err) {
     status.error = (err as Error).message;
@@ -708,7 +709,7 @@ function runChild(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     });
     child.on('exit', (code, signal) => {
       for (const s of forwarded) process.off(s, forward);
-      resolve(signal ? 128 + (signalNumber(signal) ?? 15) : (code ?? EXIT.failure));
+      resolve(signal ? signalExit(signal) : (code ?? EXIT.failure));
     });
   });
 }
