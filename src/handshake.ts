@@ -4,8 +4,9 @@
  * See docs/protocol.md.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { HandshakeError, type HandshakeFailureReason } from './errors.js';
+import type { Topology } from './options.js';
 
 /** Protocol version. */
 export const PROTOCOL_VERSION = 1;
@@ -22,6 +23,7 @@ export interface Scope {
   jobName: string;
   runId: string;
   size: number;
+  topology: Topology;
 }
 
 export interface HelloMessage {
@@ -33,6 +35,7 @@ export interface HelloMessage {
   job: string;
   run: string;
   size: number;
+  topo: Topology;
   /** Sender's index. */
   from: number;
   /** Index the sender expects to reach, or -1 when probing an address of unknown owner. */
@@ -68,12 +71,32 @@ export interface AddressesMessage {
   t: 'ips';
   ips: string[];
 }
+/** Star, coordinator to member: admitted; hang up, keep the responder open for the release, check in again within `ms`. */
+export interface ParkMessage {
+  t: 'park';
+  ms: number;
+}
+/** Star, coordinator to member: too many members at once; connect again in about `ms`. */
+export interface RetryMessage {
+  t: 'retry';
+  ms: number;
+}
+/**
+ * Star, coordinator to member: everyone passed. `roster` is the verified address of every index, packed
+ * by {@link packAddresses} (about 7 bytes per IPv4 pod instead of 18 as JSON strings).
+ */
+export interface ReleaseMessage {
+  t: 'release';
+  roster: string;
+}
 /** The sender is closing this connection on purpose (it was released, timed out or aborted). */
 export interface ByeMessage {
   t: 'bye';
   reason: 'released' | 'timeout' | 'aborted';
 }
-export type ControlMessage = VerifiedMessage | AddressesMessage | ByeMessage;
+export type ControlMessage =
+  VerifiedMessage | AddressesMessage | ParkMessage | RetryMessage | ReleaseMessage | ByeMessage;
+const CONTROL_TYPES = new Set(['verified', 'ips', 'park', 'retry', 'release']);
 export type Message = HelloMessage | WelcomeMessage | RejectMessage | ConfirmMessage | ControlMessage;
 
 /** Derives the MAC key of a run from its scope and optional secret. */
@@ -87,6 +110,7 @@ export function scopeKey(scope: Scope, secret: string | undefined): Buffer {
     scope.jobName,
     scope.runId,
     scope.size,
+    scope.topology,
   ]);
   return createHmac('sha256', secret ?? '')
     .update(material)
@@ -103,6 +127,47 @@ function sameProof(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * Packs addresses for a release frame, base64 of one entry per index: tag 0 (none), tag 4 and the four
+ * bytes of an IPv4 address, or tag 6, a length byte and the text of an IPv6 address.
+ */
+export function packAddresses(ips: readonly string[]): string {
+  const parts: Buffer[] = [];
+  for (const ip of ips) {
+    const family = isIP(ip);
+    if (family === 4) parts.push(Buffer.from([4, ...ip.split('.').map(Number)]));
+    else if (family === 6) parts.push(Buffer.from([6, ip.length]), Buffer.from(ip, 'latin1'));
+    else parts.push(Buffer.from([0]));
+  }
+  return Buffer.concat(parts).toString('base64');
+}
+
+/** Inverse of {@link packAddresses}: exactly `count` valid entries, or undefined. */
+export function unpackAddresses(packed: unknown, count: number): string[] | undefined {
+  if (typeof packed !== 'string') return undefined;
+  const bytes = Buffer.from(packed, 'base64');
+  const ips: string[] = [];
+  let at = 0;
+  while (at < bytes.length && ips.length < count) {
+    const tag = bytes[at++];
+    if (tag === 0) {
+      ips.push('');
+    } else if (tag === 4 && at + 4 <= bytes.length) {
+      ips.push(bytes.subarray(at, at + 4).join('.'));
+      at += 4;
+    } else if (tag === 6 && at < bytes.length) {
+      const len = bytes[at++]!;
+      const ip = bytes.subarray(at, at + len).toString('latin1');
+      if (ip.length !== len || isIP(ip) !== 6) return undefined;
+      ips.push(ip);
+      at += len;
+    } else {
+      return undefined;
+    }
+  }
+  return ips.length === count && at === bytes.length ? ips : undefined;
 }
 
 /** A random 128-bit token, base64url. */
@@ -150,6 +215,13 @@ export class Channel {
     if (!this.closed && this.socket.writable) this.socket.write(`${JSON.stringify(message)}\n`);
   }
 
+  /** Sends a message (or a frame serialized once for many receivers); resolves once the kernel has it. */
+  sendFlushed(message: Message | string): Promise<void> {
+    if (this.closed || !this.socket.writable) return Promise.resolve();
+    const frame = typeof message === 'string' ? message : JSON.stringify(message);
+    return new Promise((resolve) => this.socket.write(`${frame}\n`, () => resolve()));
+  }
+
   /** Sends a `bye` and closes the connection once it is flushed. */
   close(reason?: ByeMessage['reason']): void {
     if (reason) this.send({ t: 'bye', reason });
@@ -170,7 +242,7 @@ export class Channel {
     if (this.onMessage && frame !== undefined) {
       const msg = frame as Partial<ControlMessage>;
       if (msg.t === 'bye') this.bye = frame as ByeMessage;
-      else if (msg.t === 'verified' || msg.t === 'ips') this.onMessage(frame as ControlMessage);
+      else if (typeof msg.t === 'string' && CONTROL_TYPES.has(msg.t)) this.onMessage(frame as ControlMessage);
       return;
     }
     const waiter = this.waiter;
@@ -204,9 +276,12 @@ export class Channel {
     if (Buffer.byteLength(this.buffer) > this.maxFrameBytes) this.socket.destroy();
   }
 
-  /** Moves frames that arrived with the last handshake message over to {@link onMessage}. */
-  startMessages(handler: (message: ControlMessage) => void): void {
-    this.maxFrameBytes = MAX_FRAME_BYTES;
+  /**
+   * Moves frames that arrived with the last handshake message over to {@link onMessage}, and raises the
+   * frame limit to `maxFrameBytes` (a star release carries every address of the job).
+   */
+  startMessages(handler: (message: ControlMessage) => void, maxFrameBytes = MAX_FRAME_BYTES): void {
+    this.maxFrameBytes = maxFrameBytes;
     this.onMessage = handler;
     for (const frame of this.queue.splice(0)) this.deliver(frame);
   }
@@ -279,6 +354,7 @@ export function clientHandshake(
       job: scope.jobName,
       run: scope.runId,
       size: scope.size,
+      topo: scope.topology,
       from: local.index,
       to: expect,
       inst: local.instance,
@@ -368,6 +444,11 @@ export function serverHandshake(
     if (h.run !== scope.runId) throw reject('mismatch', 'run id differs (a pod of another run of this job)');
     if (h.size !== scope.size)
       throw reject('mismatch', `size differs: peer has ${String(h.size)}, responder has ${scope.size}`);
+    if (h.topo !== scope.topology)
+      throw reject(
+        'mismatch',
+        `topology differs: peer has ${JSON.stringify(h.topo)}, responder has "${scope.topology}"`,
+      );
     if (!isIndex(h.from, scope.size) || h.from === local.index || !isStr(h.inst) || !isStr(h.nonce)) {
       throw reject('protocol', 'malformed hello');
     }

@@ -20,6 +20,12 @@ import {
 /** Default TCP port of the kubepeers responder. Not used by torch (29400, 29500), Ray (6379), MPI/ssh (22, 2222) or PaddlePaddle (55527). */
 export const DEFAULT_PORT = 17293;
 
+/** Largest job that `topology: 'auto'` checks as a full mesh; bigger jobs use the star. */
+export const AUTO_MESH_MAX_SIZE = 256;
+
+/** How the pods check each other. See docs/protocol.md. */
+export type Topology = 'mesh' | 'star';
+
 /** Progress of the barrier, reported on every change. */
 export interface Progress {
   /** Peers (other than this pod) that passed: resolved, verified and confirmed us. */
@@ -91,6 +97,15 @@ export interface WaitForPeersOptions {
    * peer can still pass. The responder never keeps the process alive. 0 closes it at once. Default: 600000.
    */
   lingerMs?: number;
+  /**
+   * `mesh`: every pod resolves and verifies every other pod and is verified by each (about N DNS queries
+   * and 2(N - 1) connections per pod, all held until release). `star`: every pod resolves and verifies only
+   * the coordinator (index 0), which admits each pod by checking its name once and releases everyone with
+   * the roster (O(N) queries and connections for the whole job; a bounded number of sockets on every pod).
+   * `auto`: mesh up to {@link AUTO_MESH_MAX_SIZE} (256) pods, star above. Every pod of a run must use the
+   * same (the handshake rejects a mismatch). Default: env `KUBEPEERS_TOPOLOGY`, else `auto`.
+   */
+  topology?: Topology | 'auto';
   /** Called with the barrier's progress once the responder listens and whenever the number of ready peers changes. */
   onProgress?: (progress: Progress) => void;
   /** Aborts the wait; the promise rejects with an `AbortedError` whose `cause` is the signal's reason. */
@@ -129,6 +144,7 @@ export interface Config extends JobNames {
   dnsAttempts: number;
   connectTimeoutMs: number;
   lingerMs: number;
+  topology: Topology;
   onProgress: ((progress: Progress) => void) | undefined;
   signal: AbortSignal | undefined;
 }
@@ -147,6 +163,7 @@ export const ENV = {
   timeoutMs: 'KUBEPEERS_TIMEOUT',
   pollIntervalMs: 'KUBEPEERS_POLL_INTERVAL',
   lingerMs: 'KUBEPEERS_LINGER',
+  topology: 'KUBEPEERS_TOPOLOGY',
 } as const;
 
 /**
@@ -433,6 +450,12 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
       `at least retryMinDelayMs (${retryMinDelayMs})`,
     );
   }
+  const topologySrc = pick(options, 'topology', env) ?? { value: 'auto', source: 'default' };
+  if (topologySrc.value !== 'mesh' && topologySrc.value !== 'star' && topologySrc.value !== 'auto') {
+    throw new ConfigError('topology', topologySrc.source, topologySrc.value, '"mesh", "star" or "auto"');
+  }
+  const topology: Topology =
+    topologySrc.value === 'auto' ? (size <= AUTO_MESH_MAX_SIZE ? 'mesh' : 'star') : topologySrc.value;
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
     throw new ConfigError('onProgress', 'option onProgress', typeof options.onProgress, 'a function');
   }
@@ -463,6 +486,7 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     dnsAttempts: optionMs(options, 'dnsAttempts', 3, 1),
     connectTimeoutMs: optionMs(options, 'connectTimeoutMs', 3000, 1),
     lingerMs: duration(options, 'lingerMs', env, 600_000, 0),
+    topology,
     onProgress: options.onProgress,
     signal: options.signal,
   };

@@ -136,9 +136,21 @@ export function horovodHosts(r: PeersResult, o: IntegrationOptions = {}): string
 
 /** The roster as plain data (what the JSON roster file holds). */
 export function roster(r: PeersResult): Omit<PeersResult, never> {
-  const { index, size, jobName, subdomain, namespace, clusterDomain, self, peers, coordinator, elapsedMs } =
-    r;
-  return { index, size, jobName, subdomain, namespace, clusterDomain, self, peers, coordinator, elapsedMs };
+  const { index, size, jobName, subdomain, namespace, clusterDomain, topology } = r;
+  const { self, peers, coordinator, elapsedMs } = r;
+  return {
+    index,
+    size,
+    jobName,
+    subdomain,
+    namespace,
+    clusterDomain,
+    topology,
+    self,
+    peers,
+    coordinator,
+    elapsedMs,
+  };
 }
 
 /** POSIX shell `export NAME='value'` lines that survive any value (single quotes escaped). */

@@ -10,6 +10,7 @@ const scope: Scope = {
   jobName: 'train',
   runId: 'uid-1',
   size: 4,
+  topology: 'mesh',
 };
 const servers: Server[] = [];
 
@@ -70,6 +71,11 @@ describe('handshake', () => {
     ['another namespace', { ...scope, namespace: 'prod' }, 'namespace differs'],
     ['another run of the same job', { ...scope, runId: 'uid-2' }, 'run id differs'],
     ['another size', { ...scope, size: 8 }, 'size differs: peer has 4, responder has 8'],
+    [
+      'another topology',
+      { ...scope, topology: 'star' as const },
+      'topology differs: peer has "mesh", responder has "star"',
+    ],
   ])('rejects a pod of %s as a mismatch', async (_what, serverScope, detail) => {
     const srv = serve(serverScope, 3);
     const { client: ch, port } = await pair(srv.onServer);
@@ -140,6 +146,7 @@ describe('handshake', () => {
       job: 'train',
       run: 'uid-1',
       size: 4,
+      topo: 'mesh',
       from: 1,
       to: 3,
       inst: 'x',

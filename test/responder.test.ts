@@ -11,6 +11,7 @@ const scope: Scope = {
   jobName: 'train',
   runId: '',
   size: 4,
+  topology: 'mesh',
 };
 const key = scopeKey(scope, undefined);
 const responders: Responder[] = [];

@@ -23,6 +23,7 @@ export function rosterOf(o: {
     subdomain: o.svc,
     namespace: o.ns,
     clusterDomain: 'cluster.local',
+    topology: 'mesh',
     self: peers[o.index]!,
     peers,
     coordinator: peers[0]!,

@@ -1,0 +1,549 @@
+/**
+ * The star check (topology `star`), for jobs too big for a full mesh. See docs/protocol.md.
+ *
+ * Every member (index k > 0) resolves only the coordinator's name (index 0), connects to an address of
+ * that answer and proves itself in the handshake. The coordinator admits member k once k's own name
+ * resolves to the address k connected from (one query per member when it is Ready), and releases
+ * everyone with the roster of verified addresses once all are admitted. Total DNS queries and connections
+ * are O(N) for the job.
+ *
+ * Sockets are bounded on every pod. A member holds at most its connection to the coordinator, one
+ * inbound release and its listener. The coordinator holds at most {@link MAX_HELD} member connections:
+ * in a job of up to MAX_HELD + 1 pods it keeps every member connected (a lost member is noticed at once
+ * and the release is one message on each connection); in a bigger job it parks each member once
+ * admitted: the member hangs up, checks in again every {@link checkInMs} (which also tells it when the
+ * coordinator restarted) and the coordinator delivers the release to the member's responder, at most
+ * MAX_CONCURRENT_CONNECTS at a time. Members beyond the held capacity are told to come back later.
+ */
+import { HandshakeError, TimeoutError, type MissingPeer } from './errors.js';
+import {
+  packAddresses,
+  unpackAddresses,
+  type Channel,
+  type ControlMessage,
+  type HandshakeResult,
+} from './handshake.js';
+import { peerFqdn, serviceFqdn } from './identity.js';
+import type { Config } from './options.js';
+import {
+  MAX_CONCURRENT_CONNECTS,
+  MAX_CONCURRENT_LOOKUPS,
+  RetryLater,
+  Session,
+  type FailureReason,
+  type Loop,
+} from './session.js';
+
+/** Member connections the coordinator holds at once (being checked, or admitted in a small job). */
+export const MAX_HELD = 256;
+/** Handshakes a responder runs at once (see Responder). */
+const MAX_PENDING = 32;
+
+/**
+ * File descriptors the coordinator needs at most, besides Node's own handful: the listener, held members,
+ * handshakes in progress and connections closing, release pushes and DNS lookups in flight.
+ */
+export const COORDINATOR_MAX_SOCKETS =
+  1 + MAX_HELD + 2 * MAX_PENDING + MAX_CONCURRENT_CONNECTS + MAX_CONCURRENT_LOOKUPS;
+/** The same for a member: listener, its connection to the coordinator, an inbound release and a lookup. */
+export const MEMBER_MAX_SOCKETS = 1 + 1 + MAX_PENDING + 1;
+
+/**
+ * Mean interval between two check-ins of a parked member: the retry cap (10 s by default), or 2 ms per pod
+ * when that is longer (20 s at 10 000 pods: the coordinator then answers about 500 check-ins a second).
+ */
+export function checkInMs(config: Pick<Config, 'size' | 'retryMaxDelayMs'>): number {
+  return Math.max(config.retryMaxDelayMs, 2 * config.size);
+}
+
+type Failure = { reason: FailureReason; detail: string };
+
+interface Member {
+  index: number;
+  fqdn: string;
+  instance: string | undefined;
+  /** Connection held open (being checked, or admitted in a small job). */
+  channel: Channel | undefined;
+  /** Address verified by the name check; set while admitted. */
+  ip: string | undefined;
+  admitted: boolean;
+  /** Parked members must check in before this time (performance.now()). */
+  leaseUntil: number;
+  check: Loop | undefined;
+  lastFailure: Failure | undefined;
+}
+
+export class StarBarrier extends Session {
+  private readonly coordinator: boolean;
+  // coordinator
+  private readonly members = new Map<number, Member>();
+  private readonly holdAll: boolean;
+  private held = 0;
+  private ips: string[] = [];
+  /** The release frame, serialized once for every member. */
+  private releaseFrame = '';
+  private lastServiceFailure: string | undefined;
+  // member
+  private link: Channel | undefined;
+  private linkLoop: Loop | undefined;
+  private coordinatorIp: string | undefined;
+  private admitted = false;
+  private memberFailure: Failure | undefined;
+
+  constructor(config: Config, started: number) {
+    super(config, started);
+    this.coordinator = config.index === 0;
+    this.holdAll = config.size - 1 <= MAX_HELD;
+    if (!this.coordinator) return;
+    for (let k = 1; k < config.size; k++) {
+      this.members.set(k, {
+        index: k,
+        fqdn: `${peerFqdn(config, k)}.`,
+        instance: undefined,
+        channel: undefined,
+        ip: undefined,
+        admitted: false,
+        leaseUntil: 0,
+        check: undefined,
+        lastFailure: undefined,
+      });
+    }
+  }
+
+  protected maxConnections(): number {
+    return this.coordinator ? MAX_HELD + 2 * MAX_PENDING : 1 + MAX_PENDING;
+  }
+
+  protected start(): void {
+    if (this.coordinator) {
+      void this.pollService();
+      if (!this.holdAll) void this.every(checkInMs(this.config) / 2, async () => this.expireLeases());
+    } else {
+      this.connectToCoordinator();
+    }
+  }
+
+  protected onInbound(channel: Channel, hs: HandshakeResult): void {
+    if (this.coordinator) this.admit(channel, hs);
+    else this.onPush(channel, hs);
+  }
+
+  // ---- coordinator ----
+
+  /**
+   * One query per poll interval for the Service name: an address that appears there belongs to a pod
+   * that turned Ready, so the check of the member that connected from it retries now. (At tens of
+   * thousands of pods the answer outgrows a DNS message; the checks then run on their own backoff.)
+   */
+  private async pollService(): Promise<void> {
+    const service = `${serviceFqdn(this.config)}.`;
+    await this.every(this.config.pollIntervalMs, async () => {
+      const sleeping = new Map<string, Loop>();
+      for (const m of this.members.values())
+        if (m.check?.sleeping && m.channel) sleeping.set(m.channel.remoteAddress, m.check);
+      if (sleeping.size === 0) return;
+      try {
+        const { addresses } = await this.lookup(service, this.stop.signal);
+        this.lastServiceFailure = undefined;
+        for (const ip of addresses) {
+          const loop = sleeping.get(ip);
+          if (loop) this.wake(loop);
+        }
+      } catch (err) {
+        if (err instanceof RetryLater) this.lastServiceFailure = err.message;
+        else throw err;
+      }
+    });
+  }
+
+  private admit(channel: Channel, hs: HandshakeResult): void {
+    const m = this.members.get(hs.peerIndex);
+    if (!m || (this.settled && !this.released)) {
+      channel.close();
+      return;
+    }
+    const from = channel.remoteAddress;
+    if (m.instance !== hs.peerInstance) {
+      // A new process for that index (first contact, or the pod restarted): check it afresh.
+      this.unhold(m)?.close();
+      m.admitted = false;
+      m.ip = undefined;
+      m.instance = hs.peerInstance;
+    }
+    if (m.admitted && m.ip === from) {
+      if (this.released) void this.deliver(channel);
+      else this.keepOrPark(m, channel);
+      return;
+    }
+    if (m.channel || this.held >= MAX_HELD) {
+      // Already being checked on another connection, or no room: come back later.
+      const ms = Math.round(this.config.retryMinDelayMs * (2 + 2 * Math.random()));
+      channel.send({ t: 'retry', ms });
+      channel.close();
+      return;
+    }
+    this.hold(m, channel);
+    const until = this.released ? this.lingering.signal : this.stop.signal;
+    m.check = this.loop(
+      async (signal) => {
+        const { addresses, ttl } = await this.lookup(m.fqdn, signal);
+        if (m.channel !== channel) return; // replaced or gone meanwhile
+        if (!addresses.includes(from)) {
+          throw new RetryLater(
+            'wrong-identity',
+            `${m.fqdn} resolves to ${addresses.join(', ')} but index ${m.index} connected from ${from} (stale DNS record?)`,
+            Math.min(ttl * 1000, this.config.retryMaxDelayMs),
+          );
+        }
+        m.admitted = true;
+        m.ip = from;
+        m.lastFailure = undefined;
+        if (this.released) {
+          this.ips[m.index] = from;
+          this.releaseFrame = '';
+          void this.deliver(channel);
+        } else {
+          this.keepOrPark(m, channel);
+        }
+      },
+      (err) => {
+        if (err instanceof RetryLater) m.lastFailure = { reason: err.reason, detail: err.message };
+        return m.channel === channel;
+      },
+      () => {
+        m.check = undefined;
+      },
+      until,
+    );
+  }
+
+  private hold(m: Member, channel: Channel): void {
+    m.channel = channel;
+    this.held++;
+    channel.onClose = (bye) => {
+      if (m.channel !== channel) return;
+      this.unhold(m);
+      if (this.settled) return;
+      if (m.admitted) {
+        m.admitted = false;
+        m.ip = undefined;
+        m.lastFailure = { reason: 'connect-failed', detail: `connection from ${channel.remoteAddress} lost` };
+      } else if (!m.lastFailure) {
+        m.lastFailure = {
+          reason: bye ? 'gave-up' : 'connect-failed',
+          detail: `it disconnected from ${channel.remoteAddress} before its name was verified${bye ? ` (${bye.reason})` : ''}`,
+        };
+      }
+      this.update();
+    };
+    channel.startMessages(() => {});
+  }
+
+  /** Stops holding the member's connection (the caller closes it) and its check. */
+  private unhold(m: Member): Channel | undefined {
+    const channel = m.channel;
+    if (!channel) return undefined;
+    m.channel = undefined;
+    this.held--;
+    m.check?.controller.abort();
+    return channel;
+  }
+
+  /** An admitted member: a small job keeps it connected; a big one parks it until the release. */
+  private keepOrPark(m: Member, channel: Channel): void {
+    if (this.holdAll) {
+      if (m.channel !== channel) {
+        this.unhold(m)?.close();
+        this.hold(m, channel);
+      }
+      channel.send({ t: 'verified' });
+    } else {
+      const ms = checkInMs(this.config);
+      m.leaseUntil = performance.now() + 2 * ms + this.config.retryMaxDelayMs + this.config.connectTimeoutMs;
+      if (m.channel === channel) {
+        m.channel = undefined;
+        this.held--;
+      } else {
+        this.unhold(m)?.close();
+      }
+      channel.send({ t: 'park', ms });
+      channel.close();
+    }
+    this.update();
+  }
+
+  private async expireLeases(): Promise<void> {
+    const now = performance.now();
+    let changed = false;
+    for (const m of this.members.values()) {
+      if (m.admitted && !m.channel && m.leaseUntil < now) {
+        m.admitted = false;
+        m.ip = undefined;
+        m.lastFailure = { reason: 'connect-failed', detail: 'admitted, then stopped checking in' };
+        changed = true;
+      }
+    }
+    if (changed) this.update();
+  }
+
+  private update(): void {
+    if (this.settled) return;
+    this.report();
+    for (const m of this.members.values()) if (!m.admitted) return;
+    void this.releaseAll();
+  }
+
+  /** Delivers the roster to every member (held connections, then pushes to parked ones), then resolves. */
+  private async releaseAll(): Promise<void> {
+    this.released = true;
+    this.settled = true;
+    this.stop.abort();
+    const { config } = this;
+    let selfIp = config.selfAddress;
+    this.ips = [''];
+    for (const m of this.members.values()) {
+      this.ips.push(m.ip ?? '');
+      selfIp ??= m.channel?.socket.localAddress?.replace(/^::ffff:/, '');
+    }
+    this.ips[0] = selfIp ?? config.listenAddress;
+    const held: Channel[] = [];
+    const parked: Member[] = [];
+    for (const m of this.members.values()) {
+      if (m.channel) held.push(m.channel);
+      else parked.push(m);
+    }
+    await Promise.all(held.map((c) => this.deliver(c)));
+    // A member that misses its push (it restarted, or the network dropped it) gets the roster when it
+    // checks in next, while the coordinator lingers.
+    const pushes = new AbortController();
+    const pushTimeout = setTimeout(() => pushes.abort(), config.connectTimeoutMs * 2);
+    pushTimeout.unref();
+    await Promise.all(
+      parked.map(async (m) => {
+        try {
+          const { channel } = await this.connectPeer(m.ip!, m.index, pushes.signal);
+          await this.deliver(channel);
+        } catch {
+          // see above
+        }
+      }),
+    );
+    clearTimeout(pushTimeout);
+    this.settle(this.ips);
+  }
+
+  private async deliver(channel: Channel): Promise<void> {
+    this.releaseFrame ||= JSON.stringify({ t: 'release', roster: packAddresses(this.ips) });
+    await channel.sendFlushed(this.releaseFrame);
+    channel.close('released');
+  }
+
+  // ---- member ----
+
+  /** Resolves the coordinator's name, connects, proves itself and waits to be parked or released. */
+  private connectToCoordinator(): void {
+    const fqdn = `${peerFqdn(this.config, 0)}.`;
+    this.linkLoop = this.loop(
+      async (signal) => {
+        const { addresses, ttl } = await this.lookup(fqdn, signal);
+        let last: unknown;
+        for (const ip of addresses) {
+          let link: { channel: Channel; hs: HandshakeResult };
+          try {
+            link = await this.connectPeer(ip, 0, signal);
+          } catch (err) {
+            if (signal.aborted) throw err;
+            last = err;
+            continue;
+          }
+          this.coordinatorIp = ip;
+          this.memberFailure = undefined;
+          return this.follow(link.channel, signal);
+        }
+        const after = Math.min(ttl * 1000, this.config.retryMaxDelayMs);
+        if (last instanceof HandshakeError && last.reason === 'busy')
+          throw new RetryLater('connect-failed', last.message);
+        if (last instanceof HandshakeError && (last.reason === 'mismatch' || last.reason === 'bad-proof'))
+          throw new RetryLater('wrong-identity', last.message, after);
+        throw new RetryLater('connect-failed', last instanceof Error ? last.message : String(last), after);
+      },
+      (err) => {
+        // "It stopped waiting" explains the refused connects that follow; keep it until we reconnect.
+        const sticky = this.memberFailure?.reason === 'gave-up';
+        if (err instanceof RetryLater && !(sticky && err.reason === 'connect-failed'))
+          this.memberFailure = { reason: err.reason, detail: err.message };
+        return true;
+      },
+      () => {
+        this.linkLoop = undefined;
+      },
+    );
+  }
+
+  /** Follows the coordinator's answer on a fresh connection until it parks or releases us. */
+  private follow(channel: Channel, signal: AbortSignal): Promise<void> {
+    this.link = channel;
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        channel.close();
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      let done = false;
+      const settle = (err?: RetryLater): void => {
+        if (done) return;
+        done = true;
+        signal.removeEventListener('abort', onAbort);
+        if (this.link === channel) this.link = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      const from = channel.remoteAddress;
+      channel.onClose = (bye) => {
+        this.admitted = false;
+        settle(
+          bye && bye.reason !== 'released'
+            ? new RetryLater('gave-up', `the coordinator at ${from} stopped waiting (${bye.reason})`)
+            : new RetryLater('connect-failed', `the coordinator at ${from} closed the connection`),
+        );
+      };
+      channel.startMessages((message) => {
+        if (message.t === 'verified') {
+          this.admitted = true;
+        } else if (message.t === 'retry') {
+          channel.onClose = undefined;
+          channel.close();
+          settle(new RetryLater('connect-failed', `the coordinator at ${from} is busy`, retryMs(message)));
+        } else if (message.t === 'park') {
+          this.admitted = true;
+          channel.onClose = undefined;
+          channel.close();
+          settle();
+          this.checkInLater(retryMs(message));
+        } else {
+          this.onRelease(message);
+        }
+      }, this.releaseFrameBytes());
+      if (channel.isClosed)
+        settle(new RetryLater('connect-failed', `the coordinator at ${from} closed the connection`));
+    });
+  }
+
+  /** Parked: check in again after about `ms` (jittered), so that a restarted coordinator learns of us. */
+  private checkInLater(ms: number): void {
+    const timer = setTimeout(
+      () => {
+        this.stop.signal.removeEventListener('abort', cancel);
+        if (!this.settled && !this.linkLoop) this.connectToCoordinator();
+      },
+      ms * (0.5 + Math.random() / 2),
+    );
+    timer.unref();
+    const cancel = (): void => clearTimeout(timer);
+    this.stop.signal.addEventListener('abort', cancel, { once: true });
+  }
+
+  /** A parked member receives the release pushed by the coordinator. */
+  private onPush(channel: Channel, hs: HandshakeResult): void {
+    if (hs.peerIndex !== 0 || this.settled) {
+      channel.close(this.released ? 'released' : undefined);
+      return;
+    }
+    channel.startMessages((message) => this.onRelease(message), this.releaseFrameBytes());
+  }
+
+  private onRelease(message: ControlMessage): void {
+    if (this.settled || message.t !== 'release') return;
+    const { config } = this;
+    const ips = unpackAddresses(message.roster, config.size);
+    if (!ips) return;
+    const roster = [...ips];
+    roster[0] = this.coordinatorIp ?? ips[0]!;
+    roster[config.index] = config.selfAddress ?? ips[config.index] ?? config.listenAddress;
+    this.settle(roster);
+  }
+
+  private releaseFrameBytes(): number {
+    return 64 * 1024 + 24 * this.config.size;
+  }
+
+  // ---- both ----
+
+  protected closeChannels(reason: 'released' | 'timeout' | 'aborted'): void {
+    if (reason === 'released') {
+      this.link?.close('released');
+      return;
+    }
+    this.link?.close(reason);
+    for (const m of this.members.values()) m.channel?.close(reason);
+  }
+
+  protected missing(): number[] {
+    const missing: number[] = [];
+    if (this.coordinator) {
+      for (const m of this.members.values()) if (!m.admitted) missing.push(m.index);
+    } else {
+      // A member learns of the others only from the release.
+      for (let k = 0; k < this.config.size; k++) if (k !== this.config.index) missing.push(k);
+    }
+    return missing;
+  }
+
+  protected timeoutError(): TimeoutError {
+    const { config } = this;
+    const missing: MissingPeer[] = [];
+    const service = serviceFqdn(config);
+    if (this.coordinator) {
+      for (const m of this.members.values()) {
+        if (m.admitted) continue;
+        missing.push({
+          index: m.index,
+          fqdn: m.fqdn,
+          reason: m.lastFailure?.reason ?? 'not-seen',
+          detail:
+            m.lastFailure?.detail ??
+            (m.channel
+              ? `connected from ${m.channel.remoteAddress}; its name was not checked yet`
+              : 'it never connected to the coordinator'),
+        });
+      }
+      const hint = this.lastServiceFailure
+        ? `Last lookup of ${service}: ${this.lastServiceFailure}`
+        : undefined;
+      return new TimeoutError(config.timeoutMs, missing, hint);
+    }
+    const fqdn = `${peerFqdn(config, 0)}.`;
+    if (this.admitted) {
+      missing.push({
+        index: 0,
+        fqdn,
+        reason: 'unconfirmed',
+        detail: `the coordinator at ${this.coordinatorIp ?? '?'} verified this pod but had not released it: it was still waiting for other pods (its own timeout error names them)`,
+      });
+    } else if (this.link) {
+      missing.push({
+        index: 0,
+        fqdn,
+        reason: 'unconfirmed',
+        detail: `connected to the coordinator at ${this.link.remoteAddress}, which had not verified this pod's name yet (does ${peerFqdn(config, config.index)} resolve to this pod's address?)`,
+      });
+    } else {
+      missing.push({
+        index: 0,
+        fqdn,
+        reason: this.memberFailure?.reason ?? 'not-seen',
+        detail: this.memberFailure?.detail ?? 'the coordinator was never reached',
+      });
+    }
+    return new TimeoutError(
+      config.timeoutMs,
+      missing,
+      'Topology star: this pod waits for the coordinator (index 0) only; the coordinator waits for everyone.',
+    );
+  }
+}
+
+function retryMs(message: { ms?: unknown }): number {
+  const ms = message.ms;
+  return typeof ms === 'number' && Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 600_000) : 1000;
+}

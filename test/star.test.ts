@@ -1,0 +1,184 @@
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TimeoutError, waitForPeers, type PeersResult, type Progress } from '../src/index.js';
+import { COORDINATOR_MAX_SOCKETS, MAX_HELD } from '../src/star.js';
+import { Knot, freePort } from './helpers/knot.js';
+import { podOptions, tempDir, type JobSpec } from './helpers/pods.js';
+
+let knot: Knot;
+let dir: string;
+let cleanup: () => Promise<void>;
+let jobCounter = 0;
+
+beforeAll(async () => {
+  knot = await Knot.start({ soaMinimum: 2, ttl: 5 });
+  ({ dir, cleanup } = await tempDir());
+});
+afterAll(async () => {
+  await knot?.stop();
+  await cleanup?.();
+});
+
+/** A fresh job with its own names, its own 127.x.y.z block (up to 65 000 pods) and port. */
+async function newJob(size: number): Promise<JobSpec> {
+  jobCounter++;
+  return {
+    job: `star${jobCounter}`,
+    svc: `svc${jobCounter}`,
+    ns: 'ns1',
+    size,
+    ip: (i) => `127.${100 + jobCounter}.${Math.floor(i / 250)}.${1 + (i % 250)}`,
+    port: await freePort(),
+    dns: { address: knot.address, port: knot.port },
+  };
+}
+
+const records = (spec: JobSpec, indices: number[]): string[] =>
+  indices.flatMap((i) => [
+    `update add ${spec.job}-${i}.${spec.svc}.${spec.ns}.svc 5 A ${spec.ip(i)}`,
+    `update add ${spec.svc}.${spec.ns}.svc 5 A ${spec.ip(i)}`,
+  ]);
+const ready = (spec: JobSpec, i: number): Promise<void> => knot.update(records(spec, [i]));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const star = { topology: 'star' as const };
+
+function expectRoster(result: PeersResult, spec: JobSpec, i: number): void {
+  expect(result).toMatchObject({ index: i, size: spec.size, jobName: spec.job, topology: 'star' });
+  expect(result.peers.map((p) => [p.index, p.ip, p.fqdn])).toEqual(
+    [...Array(spec.size).keys()].map((k) => [
+      k,
+      spec.ip(k),
+      `${spec.job}-${k}.${spec.svc}.${spec.ns}.svc.cluster.local`,
+    ]),
+  );
+  expect(result.self).toEqual(result.peers[i]);
+}
+
+describe('star topology', () => {
+  const pending: Promise<unknown>[] = [];
+  afterEach(async () => {
+    await Promise.allSettled(pending.splice(0));
+  });
+
+  it('releases 10 pods through the coordinator, the coordinator Ready last', async () => {
+    const spec = await newJob(10);
+    const progress: Progress[] = [];
+    const options = await Promise.all(
+      [...Array(spec.size).keys()].map((i) =>
+        podOptions(dir, spec, i, {
+          ...star,
+          timeoutMs: 20_000,
+          ...(i === 0 ? { onProgress: (p: Progress) => progress.push(p) } : {}),
+        }),
+      ),
+    );
+    const waits = options.map((o) => waitForPeers(o));
+    pending.push(...waits);
+    for (let i = spec.size - 1; i >= 0; i--) {
+      await ready(spec, i);
+      await sleep(40);
+    }
+    const results = await Promise.all(waits);
+    results.forEach((r, i) => expectRoster(r, spec, i));
+    expect(progress.at(-1)).toMatchObject({ ready: 9, total: 9, missing: [] });
+  });
+
+  it('the coordinator times out naming who is missing and why; members say they wait on the coordinator', async () => {
+    const spec = await newJob(5);
+    // Index 3 never turns Ready; index 4's name points at an address it does not connect from.
+    await knot.update(records(spec, [0, 1, 2]));
+    await knot.update([`update add ${spec.job}-4.${spec.svc}.${spec.ns}.svc 5 A 127.9.9.9`]);
+    const options = await Promise.all(
+      [0, 1, 2, 3, 4].map((i) =>
+        podOptions(dir, spec, i, { ...star, timeoutMs: i === 0 ? 2000 : 3000, retryMaxDelayMs: 400 }),
+      ),
+    );
+    const errors = (await Promise.all(
+      options.map((o) =>
+        waitForPeers(o).then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+      ),
+    )) as TimeoutError[];
+    for (const err of errors) expect(err).toBeInstanceOf(TimeoutError);
+    expect(errors[0]!.missing).toEqual([
+      expect.objectContaining({ index: 3, reason: 'nxdomain', detail: expect.stringContaining('NXDOMAIN') }),
+      expect.objectContaining({
+        index: 4,
+        reason: 'wrong-identity',
+        detail: expect.stringContaining(`resolves to 127.9.9.9 but index 4 connected from ${spec.ip(4)}`),
+      }),
+    ]);
+    // Admitted members waited for the coordinator, which gave up first.
+    for (const i of [1, 2]) {
+      expect(errors[i]!.missing).toEqual([
+        expect.objectContaining({ index: 0, reason: 'gave-up', detail: expect.stringContaining('timeout') }),
+      ]);
+    }
+  });
+
+  it(`parks members when the job is bigger than ${MAX_HELD} + 1 pods and pushes the roster to them`, async () => {
+    const spec = await newJob(MAX_HELD + 40);
+    const all = [...Array(spec.size).keys()];
+    await knot.update(records(spec, all));
+    const options = await Promise.all(
+      all.map((i) => podOptions(dir, spec, i, { ...star, timeoutMs: 60_000, retryMaxDelayMs: 2000 })),
+    );
+    const results = await Promise.all(options.map((o) => waitForPeers(o)));
+    results.forEach((r, i) => expectRoster(r, spec, i));
+  });
+
+  it(`a coordinator limited to 512 file descriptors admits and releases 700 pods (bound: ${COORDINATOR_MAX_SOCKETS} sockets)`, async () => {
+    const spec = await newJob(700);
+    const all = [...Array(spec.size).keys()];
+    await knot.update(records(spec, all));
+    const strip = ({ onProgress: _o, signal: _s, ...rest }: Record<string, unknown>): object => rest;
+    const list = async (indices: number[]): Promise<string> => {
+      const file = join(dir, `${spec.job}-${indices[0]}.json`);
+      const opts = await Promise.all(
+        indices.map((i) => podOptions(dir, spec, i, { ...star, timeoutMs: 60_000, retryMaxDelayMs: 2000 })),
+      );
+      await writeFile(file, JSON.stringify(opts.map((o) => strip(o as Record<string, unknown>))));
+      return file;
+    };
+    const start = async (nofile: number, indices: number[]) => {
+      const file = await list(indices);
+      const child = spawn(
+        'prlimit',
+        [`--nofile=${nofile}`, process.execPath, 'test/fixtures/pods-in-one-process.mjs', `@${file}`],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      return { child, exited, lines: () => out.trim().split('\n').filter(Boolean) };
+    };
+    const coordinator = await start(512, [0]);
+    const members = await start(20_000, all.slice(1));
+    // prlimit execs node, so the child's pid is node's: sample its open descriptors while it works.
+    let maxFds = 0;
+    const sampler = setInterval(() => {
+      try {
+        maxFds = Math.max(maxFds, readdirSync(`/proc/${coordinator.child.pid}/fd`).length);
+      } catch {
+        // exited
+      }
+    }, 10);
+    const kill = setTimeout(() => {
+      coordinator.child.kill('SIGKILL');
+      members.child.kill('SIGKILL');
+    }, 90_000);
+    const codes = await Promise.all([coordinator.exited, members.exited]);
+    clearInterval(sampler);
+    clearTimeout(kill);
+    expect(codes).toEqual([0, 0]);
+    const outcomes = [...coordinator.lines(), ...members.lines()].map((l) => JSON.parse(l) as object);
+    expect(outcomes).toEqual(all.map((i) => ({ ok: true, index: i, peers: spec.size })));
+    expect(maxFds).toBeGreaterThan(0);
+    expect(maxFds).toBeLessThan(512);
+  }, 120_000);
+});
