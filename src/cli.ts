@@ -137,6 +137,14 @@ const FLAGS: Flag[] = [
     library: 'lingerMs',
   },
   {
+    name: 'topology',
+    env: ENV.topology,
+    kind: 'string',
+    default: 'auto (mesh up to 256 pods, star above)',
+    help: 'mesh, star or auto; the same on every pod',
+    library: 'topology',
+  },
+  {
     name: 'family',
     env: 'KUBEPEERS_FAMILY',
     kind: 'string',

@@ -1,7 +1,15 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HandshakeError } from '../src/index.js';
-import { Channel, clientHandshake, scopeKey, serverHandshake, type Scope } from '../src/handshake.js';
+import {
+  Channel,
+  clientHandshake,
+  packAddresses,
+  scopeKey,
+  serverHandshake,
+  unpackAddresses,
+  type Scope,
+} from '../src/handshake.js';
 
 const scope: Scope = {
   namespace: 'ml',
@@ -155,5 +163,21 @@ describe('handshake', () => {
     await ch.read();
     ch.send({ t: 'confirm', proof: 'forged' });
     expect(await srv.results[0]).toMatchObject({ reason: 'bad-proof' });
+  });
+});
+
+describe('packed roster', () => {
+  it('round-trips IPv4, IPv6 and missing entries, and rejects anything malformed', () => {
+    const ips = ['10.244.0.5', '', 'fd00:10:244::7', '255.255.255.255', '::ffff:10.1.2.3'];
+    const packed = packAddresses(ips);
+    expect(unpackAddresses(packed, ips.length)).toEqual(ips);
+    expect(Buffer.from(packAddresses(['10.0.0.1']), 'base64')).toEqual(Buffer.from([4, 10, 0, 0, 1]));
+    expect(unpackAddresses(packed, ips.length - 1)).toBeUndefined(); // bytes left over
+    expect(unpackAddresses(packed, ips.length + 1)).toBeUndefined(); // too few
+    expect(unpackAddresses(Buffer.from([4, 1, 2]).toString('base64'), 1)).toBeUndefined(); // cut short
+    expect(unpackAddresses(Buffer.from([9]).toString('base64'), 1)).toBeUndefined(); // unknown tag
+    const notV6 = Buffer.concat([Buffer.from([6, 3]), Buffer.from('a:b')]).toString('base64');
+    expect(unpackAddresses(notV6, 1)).toBeUndefined();
+    expect(unpackAddresses(42, 1)).toBeUndefined();
   });
 });

@@ -174,6 +174,19 @@ describe('resolveConfig', () => {
     );
   });
 
+  it('picks the topology: auto is a mesh up to 256 pods and a star above; env and option override', async () => {
+    const sized = (size: number, extra: Record<string, string> = {}): WaitForPeersOptions =>
+      base({ env: { JOB_COMPLETION_INDEX: '2', KUBEPEERS_SIZE: String(size), ...extra } });
+    expect((await resolveConfig(sized(256))).topology).toBe('mesh');
+    expect((await resolveConfig(sized(257))).topology).toBe('star');
+    expect((await resolveConfig(sized(4, { KUBEPEERS_TOPOLOGY: 'star' }))).topology).toBe('star');
+    expect((await resolveConfig({ ...sized(1000), topology: 'mesh' })).topology).toBe('mesh');
+    const err = await configError(sized(4, { KUBEPEERS_TOPOLOGY: 'ring' }));
+    expect(err.message).toBe(
+      'topology is "ring" (from env KUBEPEERS_TOPOLOGY); expected "mesh", "star" or "auto"',
+    );
+  });
+
   it('picks AAAA for an IPv6 pod', async () => {
     const v6 = join(dir, 'hosts-v6');
     await writeFile(v6, 'fd00::7 train-2.workers.ml.svc.cluster.local train-2\n');
