@@ -549,7 +549,7 @@ class Reporter {
     if (this.format === 'json') return this.json({ event: 'released', ...roster(r) });
     if (this.tty) process.stderr.write('\r\x1b[K');
     process.stderr.write(
-      `kubepeers: released: pod ${r.index} of ${r.size} (${r.self.fqdn}) after ${r.elapsedMs} ms; coordinator ${r.coordinator.fqdn} (${r.coordinator.ip})\n`,
+      `kubepeers: released: pod ${r.index} of ${r.size} (${r.self.fqdn}) after ${r.elapsedMs} ms, topology ${r.topology}; coordinator ${r.coordinator.fqdn} (${r.coordinator.ip})\n`,
     );
   }
 

@@ -4,11 +4,13 @@
  */
 export { waitForPeers, type Peer, type PeersResult } from './barrier.js';
 export {
+  AUTO_MESH_MAX_SIZE,
   DEFAULT_PORT,
   ENV,
   parseDuration,
   resolveConfig,
   type Progress,
+  type Topology,
   type WaitForPeersOptions,
 } from './options.js';
 export {

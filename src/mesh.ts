@@ -134,14 +134,17 @@ export class MeshBarrier extends Session {
   }
 
   /**
-   * An address seen before is still in the Service: if the check of its owner (or its probe) sleeps,
-   * typically on the negative TTL of an answer older than this one, try again now. At most one query
-   * per such peer per poll; a peer that passed is never asked again.
+   * An address seen before is still in the Service: if the check of its owner sleeps on a negative
+   * answer (NXDOMAIN/NODATA, typically the negative TTL of an answer older than this one), try again now.
+   * Nothing else is woken: a connect or handshake failure is not contradicted by the Service, and waking
+   * those on every poll would turn N pods x N peers into a retry storm. At most one query per such peer
+   * per poll; a peer that passed is never asked again.
    */
   private remind(ip: string): void {
-    const entry = this.addresses.get(ip);
-    const loop = entry?.owner !== undefined ? this.peers.get(entry.owner)?.check : entry?.probe;
-    if (loop?.sleeping) this.wake(loop);
+    const owner = this.addresses.get(ip)?.owner;
+    const peer = owner === undefined ? undefined : this.peers.get(owner);
+    const reason = peer?.lastFailure?.reason;
+    if (peer?.check?.sleeping && (reason === 'nxdomain' || reason === 'nodata')) this.wake(peer.check);
   }
 
   private onAddresses(ips: readonly string[]): void {
@@ -263,6 +266,11 @@ export class MeshBarrier extends Session {
     const entry = this.addresses.get(channel.remoteAddress) ?? {};
     entry.owner = peer.index;
     delete entry.foreign;
+    // Who is at that address is known now: a probe of it (queued or sleeping) would only add a connection.
+    if (entry.probe) {
+      entry.probe.again = false;
+      entry.probe.controller.abort();
+    }
     this.addresses.set(channel.remoteAddress, entry);
     channel.socket.setKeepAlive(true, 5000);
     channel.onClose = (bye) => this.onChannelClosed(peer, channel, bye?.reason);

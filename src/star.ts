@@ -118,6 +118,11 @@ export class StarBarrier extends Session {
     if (this.coordinator) {
       void this.pollService();
       if (!this.holdAll) void this.every(checkInMs(this.config) / 2, async () => this.expireLeases());
+      let first = true;
+      void this.every(checkInMs(this.config), async () => {
+        if (!first) await this.recall();
+        first = false;
+      });
     } else {
       this.connectToCoordinator();
     }
@@ -270,6 +275,44 @@ export class StarBarrier extends Session {
       channel.close();
     }
     this.update();
+  }
+
+  /**
+   * A coordinator that starts after the job was released (its pod was replaced) would wait for members
+   * that never come back: they passed and stopped. Once per check-in interval it asks one member it has
+   * never heard from; if that one answers "released", it asks every such member (bounded by the connect
+   * and lookup limits) and admits each that proves itself at an address its name resolves to.
+   */
+  private async recall(): Promise<void> {
+    const silent = [...this.members.values()].filter((m) => m.instance === undefined && !m.channel);
+    const pick = silent[Math.floor(Math.random() * silent.length)];
+    if (!pick || !(await this.recallOne(pick))) return;
+    await Promise.all(silent.filter((m) => m !== pick).map((m) => this.recallOne(m)));
+  }
+
+  private async recallOne(m: Member): Promise<boolean> {
+    try {
+      const { addresses } = await this.lookup(m.fqdn, this.stop.signal);
+      for (const ip of addresses) {
+        const { channel, hs } = await this.connectPeer(ip, m.index, this.stop.signal).catch(() => ({
+          channel: undefined,
+          hs: undefined,
+        }));
+        channel?.close();
+        if (!hs) continue;
+        if (!hs.peerReleased || m.instance !== undefined || this.settled) return false;
+        m.instance = hs.peerInstance;
+        m.admitted = true;
+        m.ip = ip;
+        m.leaseUntil = Number.POSITIVE_INFINITY; // released: it will not check in
+        m.lastFailure = undefined;
+        this.update();
+        return true;
+      }
+    } catch (err) {
+      if (!(err instanceof RetryLater)) throw err;
+    }
+    return false;
   }
 
   private async expireLeases(): Promise<void> {
@@ -436,7 +479,7 @@ export class StarBarrier extends Session {
         this.stop.signal.removeEventListener('abort', cancel);
         if (!this.settled && !this.linkLoop) this.connectToCoordinator();
       },
-      ms * (0.5 + Math.random() / 2),
+      ms * (2 / 3 + (2 * Math.random()) / 3),
     );
     timer.unref();
     const cancel = (): void => clearTimeout(timer);
@@ -464,7 +507,8 @@ export class StarBarrier extends Session {
   }
 
   private releaseFrameBytes(): number {
-    return 64 * 1024 + 24 * this.config.size;
+    // Base64 of at most 41 bytes per index (an IPv6 address as text): 56 bytes.
+    return 64 * 1024 + 56 * this.config.size;
   }
 
   // ---- both ----

@@ -121,7 +121,7 @@ describe('kubepeers CLI', () => {
     expect(r.code).toBe(7);
     expect(r.stdout).toBe('j-0.s.n.svc.cluster.local 29500 0 1 1 0 1\n');
     expect(r.stderr).toMatch(
-      /^kubepeers: released: pod 0 of 1 \(j-0\.s\.n\.svc\.cluster\.local\) after \d+ ms; coordinator j-0\.s\.n\.svc\.cluster\.local/m,
+      /^kubepeers: released: pod 0 of 1 \(j-0\.s\.n\.svc\.cluster\.local\) after \d+ ms, topology mesh; coordinator j-0\.s\.n\.svc\.cluster\.local/m,
     );
   });
 

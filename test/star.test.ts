@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TimeoutError, waitForPeers, type PeersResult, type Progress } from '../src/index.js';
 import { COORDINATOR_MAX_SOCKETS, MAX_HELD } from '../src/star.js';
 import { Knot, freePort } from './helpers/knot.js';
+import { hardNofile } from './helpers/limits.js';
 import { podOptions, tempDir, type JobSpec } from './helpers/pods.js';
 
 let knot: Knot;
@@ -121,6 +122,27 @@ describe('star topology', () => {
     }
   });
 
+  it('a coordinator replaced after the release passes: the released members still answer, as released', async () => {
+    const spec = await newJob(4);
+    await knot.update(records(spec, [0, 1, 2, 3]));
+    const lingering = [0, 1, 2, 3].map(() => new AbortController());
+    const options = await Promise.all(
+      [0, 1, 2, 3].map((i) =>
+        podOptions(dir, spec, i, { ...star, lingerMs: 30_000, signal: lingering[i]!.signal }),
+      ),
+    );
+    (await Promise.all(options.map((o) => waitForPeers(o)))).forEach((r, i) => expectRoster(r, spec, i));
+    lingering[0]!.abort(); // the coordinator's process goes away; a new one starts in its place
+    await sleep(50);
+    const again = await waitForPeers({
+      ...options[0]!,
+      signal: AbortSignal.timeout(10_000),
+      timeoutMs: 8000,
+    });
+    expectRoster(again, spec, 0);
+    for (const ac of lingering) ac.abort();
+  });
+
   it(`parks members when the job is bigger than ${MAX_HELD} + 1 pods and pushes the roster to them`, async () => {
     const spec = await newJob(MAX_HELD + 40);
     const all = [...Array(spec.size).keys()];
@@ -158,7 +180,7 @@ describe('star topology', () => {
       return { child, exited, lines: () => out.trim().split('\n').filter(Boolean) };
     };
     const coordinator = await start(512, [0]);
-    const members = await start(20_000, all.slice(1));
+    const members = await start(await hardNofile(), all.slice(1));
     // prlimit execs node, so the child's pid is node's: sample its open descriptors while it works.
     let maxFds = 0;
     const sampler = setInterval(() => {

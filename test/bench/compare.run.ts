@@ -8,11 +8,18 @@
  *  2. `wait-on tcp:<job>-<i>.<svc>:<port>` for every peer (each pod also listens on that port);
  *  3. `kubepeers wait`.
  *
+ * Each runs twice: pods asking the authoritative knotd directly, and through a caching resolver (unbound:
+ * answers cached up to 30 s, NXDOMAIN for the SOA minimum of 5 s, as CoreDNS `cache 30` / NodeLocal
+ * DNSCache do) to show how each copes with cached NXDOMAIN. Also measured: the CLI's cold start.
+ *
  * Env: KPBENCH_SIZES (default "16,64,128"), KPBENCH_REPS (default 5), KPBENCH_SPREAD_MS (Ready times
  * spread over this long, default 3000), KPBENCH_METHODS (default "bash-ping,wait-on,kubepeers"),
+ * KPBENCH_DNS (default "direct,cached"),
  * KPBENCH_RUN_TIMEOUT_MS (default 60000), KPBENCH_RESUME=1 (keep the runs already in docs/benchmarks.jsonl),
  * KPBENCH_REPORT_ONLY=1 (with RESUME: no new runs, just the table and plot of what is there).
  */
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { it } from 'vitest';
@@ -25,6 +32,8 @@ const SPREAD_MS = Number(process.env.KPBENCH_SPREAD_MS ?? 3000);
 const METHODS = (process.env.KPBENCH_METHODS ?? 'bash-ping,wait-on,kubepeers').split(',') as Method[];
 /** A method that has not released every pod this long after the last Ready counts as not released. */
 const RUN_TIMEOUT_MS = Number(process.env.KPBENCH_RUN_TIMEOUT_MS ?? 60_000);
+const DNS_MODES = (process.env.KPBENCH_DNS ?? 'direct,cached').split(',') as DnsMode[];
+type DnsMode = 'direct' | 'cached';
 /** Raw results, one JSON line per run; with KPBENCH_RESUME=1 runs already in it are not repeated. */
 const RAW = join(ROOT, 'docs/benchmarks.jsonl');
 const WAIT_ON_PORT = 7070;
@@ -93,6 +102,12 @@ function schedule(size: number, rep: number): { index: number; at: number }[] {
 
 interface RunResult {
   method: Method;
+  /** Pods ask knotd directly, or a caching resolver in front of it. Absent in old runs: direct. */
+  dns?: DnsMode;
+  /** With the cache: what the pods asked the cache, per pod, by type; dnsPerPod is what reached knotd. */
+  askedPerPod?: Record<string, number>;
+  /** With the cache: answers the cache served from its cache, per pod. */
+  cacheHitsPerPod?: number;
   size: number;
   rep: number;
   /** Release time minus the last Ready, per pod (ms). */
@@ -112,8 +127,8 @@ const until = async (cond: () => boolean, ms: number): Promise<boolean> => {
   return cond();
 };
 
-async function runOnce(method: Method, size: number, rep: number): Promise<RunResult> {
-  const box = await ClusterInABox.create();
+async function runOnce(method: Method, dnsMode: DnsMode, size: number, rep: number): Promise<RunResult> {
+  const box = await ClusterInABox.create({ cache: dnsMode === 'cached' });
   try {
     const pods = await box.startPods([...Array(size).keys()], spec(method, box, size));
     // As in Kubernetes, pods turn Ready only once their containers run: wait until every pod has started
@@ -141,6 +156,7 @@ async function runOnce(method: Method, size: number, rep: number): Promise<RunRe
       RUN_TIMEOUT_MS,
     ));
     const dns = await box.dnsCounters();
+    const asked = await box.cacheCounters();
     const snmp = await box.snmp();
     let tcpOpens = 0;
     for (const pod of pods) tcpOpens += snmp.get(pod.netns)?.Tcp?.ActiveOpens ?? 0;
@@ -157,12 +173,16 @@ async function runOnce(method: Method, size: number, rep: number): Promise<RunRe
       .map(releasedAt)
       .filter((x): x is number => x !== undefined)
       .map((x) => x - lastReady);
+    const perPod = (byType: Record<string, number>): Record<string, number> =>
+      Object.fromEntries(Object.entries(byType).map(([t, n]) => [t, n / size]));
     return {
       method,
+      dns: dnsMode,
+      ...(asked ? { askedPerPod: perPod(asked.byType), cacheHitsPerPod: asked.cacheHits / size } : {}),
       size,
       rep,
       delays,
-      dnsPerPod: Object.fromEntries(Object.entries(dns.byType).map(([t, n]) => [t, n / size])),
+      dnsPerPod: perPod(dns.byType),
       tcpOpensPerPod: tcpOpens / size,
       cpuMsPerPod: cpu,
       rssKbPerPod: rss,
@@ -184,7 +204,11 @@ const fmt = (x: number, d = 0): string =>
 
 interface Row {
   method: Method;
+  dnsMode: DnsMode;
   size: number;
+  /** With the cache: queries the pods sent it per pod, and how many it answered from cache. */
+  asked: number;
+  cacheHits: number;
   runs: number;
   p50: number;
   p95: number;
@@ -199,63 +223,85 @@ interface Row {
 
 function summarize(results: RunResult[]): Row[] {
   const rows: Row[] = [];
-  for (const size of SIZES) {
-    for (const method of METHODS) {
-      const rs = results.filter((r) => r.size === size && r.method === method);
-      if (rs.length === 0) continue;
-      // A pod that was not released within the run timeout counts as an infinitely late release.
-      const delays = rs.flatMap((r) => [
-        ...r.delays,
-        ...Array<number>(r.failed).fill(Number.POSITIVE_INFINITY),
-      ]);
-      const types = [...new Set(rs.flatMap((r) => Object.keys(r.dnsPerPod)))].sort();
-      const dns = Object.fromEntries(types.map((t) => [t, mean(rs.map((r) => r.dnsPerPod[t] ?? 0))]));
-      rows.push({
-        method,
-        size,
-        runs: rs.length,
-        p50: q(delays, 0.5),
-        p95: q(delays, 0.95),
-        max: Math.max(...delays),
-        dns,
-        dnsTotal: Object.values(dns).reduce((a, b) => a + b, 0),
-        tcp: mean(rs.map((r) => r.tcpOpensPerPod)),
-        cpu: q(
-          rs.flatMap((r) => r.cpuMsPerPod),
-          0.5,
-        ),
-        rssMb: Math.max(...rs.flatMap((r) => r.rssKbPerPod)) / 1024,
-        failed: rs.reduce((a, r) => a + r.failed, 0),
-      });
+  for (const dnsMode of DNS_MODES) {
+    for (const size of SIZES) {
+      for (const method of METHODS) {
+        const rs = results.filter(
+          (r) => r.size === size && r.method === method && (r.dns ?? 'direct') === dnsMode,
+        );
+        if (rs.length === 0) continue;
+        // A pod that was not released within the run timeout counts as an infinitely late release.
+        const delays = rs.flatMap((r) => [
+          ...r.delays,
+          ...Array<number>(r.failed).fill(Number.POSITIVE_INFINITY),
+        ]);
+        const types = [...new Set(rs.flatMap((r) => Object.keys(r.dnsPerPod)))].sort();
+        const dns = Object.fromEntries(types.map((t) => [t, mean(rs.map((r) => r.dnsPerPod[t] ?? 0))]));
+        const sum = (x: Record<string, number> | undefined): number =>
+          Object.values(x ?? {}).reduce((a, b) => a + b, 0);
+        rows.push({
+          method,
+          dnsMode,
+          size,
+          asked: mean(rs.map((r) => sum(r.askedPerPod))),
+          cacheHits: mean(rs.map((r) => r.cacheHitsPerPod ?? 0)),
+          runs: rs.length,
+          p50: q(delays, 0.5),
+          p95: q(delays, 0.95),
+          max: Math.max(...delays),
+          dns,
+          dnsTotal: Object.values(dns).reduce((a, b) => a + b, 0),
+          tcp: mean(rs.map((r) => r.tcpOpensPerPod)),
+          cpu: q(
+            rs.flatMap((r) => r.cpuMsPerPod),
+            0.5,
+          ),
+          rssMb: Math.max(...rs.flatMap((r) => r.rssKbPerPod)) / 1024,
+          failed: rs.reduce((a, r) => a + r.failed, 0),
+        });
+      }
     }
   }
   return rows;
 }
 
 function markdown(rows: Row[]): string {
-  const lines = [
-    '| N | method | runs | release after last Ready p50 / p95 / max (ms) | DNS queries per pod (by type) | TCP connects per pod | CPU per pod p50 (ms) | peak RSS (MB) | kubepeers: release p50 ratio, DNS ratio |',
-    '|---|---|---|---|---|---|---|---|---|',
-  ];
-  for (const r of rows) {
-    const kp = rows.find((x) => x.size === r.size && x.method === 'kubepeers');
-    const ratio =
-      kp && r.method !== 'kubepeers'
-        ? `${Number.isFinite(r.p50) ? `${fmt(r.p50 / kp.p50, 1)}× slower` : 'most pods never released'}, ${fmt(r.dnsTotal / kp.dnsTotal, 1)}× the queries`
-        : '';
+  const lines: string[] = [];
+  for (const dnsMode of DNS_MODES) {
+    const cached = dnsMode === 'cached';
     lines.push(
-      `| ${r.size} | ${LABEL[r.method]} | ${r.runs} | ${fmt(r.p50)} / ${fmt(r.p95)} / ${fmt(r.max)}${r.failed ? ` (${r.failed} pod-runs not released within ${RUN_TIMEOUT_MS / 1000} s)` : ''} | ${fmt(r.dnsTotal, 1)} (${Object.entries(
-        r.dns,
-      )
-        .map(([t, n]) => `${t} ${fmt(n, 1)}`)
-        .join(', ')}) | ${fmt(r.tcp, 1)} | ${fmt(r.cpu)} | ${fmt(r.rssMb, 1)} | ${ratio} |`,
+      '',
+      cached
+        ? '### Through a caching resolver (unbound in front of knotd: positive answers up to 30 s, NXDOMAIN 5 s)'
+        : '### Pods ask the authoritative knotd directly',
+      '',
+      `| N | method | runs | release after last Ready p50 / p95 / max (ms) | ${cached ? 'DNS queries per pod asked of the cache | of which answered from cache | reaching knotd per pod (by type)' : 'DNS queries per pod (by type)'} | TCP connects per pod | CPU per pod p50 (ms) | peak RSS (MB) | kubepeers: release p50 ratio, DNS ratio |`,
+      `|---|---|---|---|---|${cached ? '---|---|' : ''}---|---|---|---|`,
     );
+    for (const r of rows.filter((x) => x.dnsMode === dnsMode)) {
+      const kp = rows.find((x) => x.size === r.size && x.dnsMode === dnsMode && x.method === 'kubepeers');
+      const load = (x: Row): number => (cached ? x.asked : x.dnsTotal);
+      const ratio =
+        kp && r.method !== 'kubepeers'
+          ? `${Number.isFinite(r.p50) ? `${fmt(r.p50 / kp.p50, 1)}× slower` : 'most pods never released'}, ${fmt(load(r) / load(kp), 1)}× the queries`
+          : '';
+      const byType = Object.entries(r.dns)
+        .map(([t, n]) => `${t} ${fmt(n, 1)}`)
+        .join(', ');
+      lines.push(
+        `| ${r.size} | ${LABEL[r.method]} | ${r.runs} | ${fmt(r.p50)} / ${fmt(r.p95)} / ${fmt(r.max)}${r.failed ? ` (${r.failed} pod-runs not released within ${RUN_TIMEOUT_MS / 1000} s)` : ''} | ${
+          cached
+            ? `${fmt(r.asked, 1)} | ${fmt(r.cacheHits, 1)} | ${fmt(r.dnsTotal, 1)} (${byType})`
+            : `${fmt(r.dnsTotal, 1)} (${byType})`
+        } | ${fmt(r.tcp, 1)} | ${fmt(r.cpu)} | ${fmt(r.rssMb, 1)} | ${ratio} |`,
+      );
+    }
   }
   return lines.join('\n');
 }
 
 /** Two panels of grouped bars (log scale): release delay p50 and DNS queries per pod, by N and method. */
-function svg(rows: Row[]): string {
+function svg(rows: Row[], title: string): string {
   const colors: Record<Method, string> = {
     'bash-ping': '#d62728',
     'wait-on': '#ff7f0e',
@@ -299,7 +345,59 @@ function svg(rows: Row[]): string {
     (m, k) =>
       `<rect x="${60 + k * 240}" y="${H - 28}" width="14" height="14" fill="${colors[m]}"/><text x="${80 + k * 240}" y="${H - 16}" font-size="13">${LABEL[m]}</text>`,
   ).join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${panel(60, 'Release after the last pod is Ready (p50, log)', (r) => r.p50, ' ms')}${panel(500, 'DNS queries per pod (log)', (r) => r.dnsTotal, '')}${legend}</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/><text x="${W / 2}" y="${H - 40}" text-anchor="middle" font-size="12" fill="#555">${title}</text>${panel(60, 'Release after the last pod is Ready (p50, log)', (r) => r.p50, ' ms')}${panel(500, 'DNS queries per pod (log)', (r) => r.dnsTotal, '')}${legend}</svg>\n`;
+}
+
+/** Hand-written reading of the figures, kept across regenerations (docs/benchmarks.notes.md). */
+let NOTES = '';
+
+/** Process start to the first DNS query: kubepeers' CLI, and bare Node sending one datagram. */
+async function measureColdStart(runs = 15): Promise<{ label: string; ms: number[] }[]> {
+  const out: { label: string; ms: number[] }[] = [];
+  const variants: [string, (port: number) => string[]][] = [
+    [
+      'kubepeers wait (CLI)',
+      (port) => [
+        'dist/bin.js',
+        'wait',
+        '--size=2',
+        '--index=1',
+        '--job-name=cold',
+        '--subdomain=svc',
+        '--namespace=ns',
+        `--nameservers=127.0.0.1:${port}`,
+        '--listen-address=127.0.0.1',
+        `--port=${port}`,
+        '--timeout=5s',
+        '--format=none',
+      ],
+    ],
+    [
+      'node -e (one UDP datagram)',
+      (port) => [
+        '-e',
+        `require('dgram').createSocket('udp4').send(Buffer.alloc(12), ${port}, '127.0.0.1', () => process.exit(0))`,
+      ],
+    ],
+  ];
+  for (const [label, argv] of variants) {
+    const ms: number[] = [];
+    for (let k = 0; k < runs; k++) {
+      const sock = createSocket('udp4');
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+      const port = sock.address().port;
+      const first = new Promise<number>((r) => sock.once('message', () => r(performance.now())));
+      const t0 = performance.now();
+      const child = spawn(process.execPath, argv(port), { cwd: ROOT, stdio: 'ignore' });
+      const at = await Promise.race([first, new Promise<number>((r) => setTimeout(() => r(NaN), 10_000))]);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      sock.close();
+      if (Number.isFinite(at)) ms.push(at - t0);
+    }
+    out.push({ label, ms });
+  }
+  return out;
 }
 
 it(
@@ -312,20 +410,26 @@ it(
     } else {
       await writeFile(RAW, '');
     }
-    for (const size of SIZES) {
-      for (let rep = 0; rep < REPS; rep++) {
-        for (const method of METHODS) {
-          if (results.some((r) => r.size === size && r.rep === rep && r.method === method)) continue;
-          if (process.env.KPBENCH_REPORT_ONLY === '1') continue;
-          const r = await runOnce(method, size, rep);
-          results.push(r);
-          await appendFile(RAW, `${JSON.stringify(r)}\n`);
-          console.log(
-            `N=${size} rep ${rep + 1}/${REPS} ${method}: last release ${fmt(Math.max(...r.delays))} ms after last Ready, ${fmt(
-              Object.values(r.dnsPerPod).reduce((a, b) => a + b, 0),
-              1,
-            )} DNS queries/pod${r.failed ? `, ${r.failed} not released` : ''}`,
-          );
+    NOTES = await readFile(join(ROOT, 'docs/benchmarks.notes.md'), 'utf8').catch(() => '');
+    const coldStart = await measureColdStart();
+    for (const dnsMode of DNS_MODES) {
+      for (const size of SIZES) {
+        for (let rep = 0; rep < REPS; rep++) {
+          for (const method of METHODS) {
+            const same = (r: RunResult): boolean =>
+              r.size === size && r.rep === rep && r.method === method && (r.dns ?? 'direct') === dnsMode;
+            if (results.some(same)) continue;
+            if (process.env.KPBENCH_REPORT_ONLY === '1') continue;
+            const r = await runOnce(method, dnsMode, size, rep);
+            results.push(r);
+            await appendFile(RAW, `${JSON.stringify(r)}\n`);
+            console.log(
+              `${dnsMode} N=${size} rep ${rep + 1}/${REPS} ${method}: last release ${fmt(Math.max(...r.delays))} ms after last Ready, ${fmt(
+                Object.values(r.askedPerPod ?? r.dnsPerPod).reduce((a, b) => a + b, 0),
+                1,
+              )} DNS queries/pod${r.failed ? `, ${r.failed} not released` : ''}`,
+            );
+          }
         }
       }
     }
@@ -333,18 +437,45 @@ it(
       results.filter((r) => SIZES.includes(r.size) && METHODS.includes(r.method) && r.rep < REPS),
     );
     const table = markdown(rows);
-    console.log(`\n${table}\n`);
+    const cold =
+      `| process | runs | start to first DNS query p50 / p95 / max (ms) |\n|---|---|---|\n` +
+      coldStart
+        .map(
+          (c) =>
+            `| ${c.label} | ${c.ms.length} | ${fmt(q(c.ms, 0.5))} / ${fmt(q(c.ms, 0.95))} / ${fmt(Math.max(...c.ms))} |`,
+        )
+        .join('\n');
+    console.log(`\n${table}\n\n${cold}\n`);
     await mkdir(join(ROOT, 'docs'), { recursive: true });
-    await writeFile(join(ROOT, 'docs/benchmarks.svg'), svg(rows));
+    await writeFile(
+      join(ROOT, 'docs/benchmarks.svg'),
+      svg(
+        rows.filter((r) => r.dnsMode === 'direct'),
+        'pods ask the authoritative knotd directly',
+      ),
+    );
+    if (DNS_MODES.includes('cached'))
+      await writeFile(
+        join(ROOT, 'docs/benchmarks-cached.svg'),
+        svg(
+          rows.filter((r) => r.dnsMode === 'cached').map((r) => ({ ...r, dnsTotal: r.asked })),
+          'through a caching resolver (DNS panel: queries the pods asked of it)',
+        ),
+      );
     await writeFile(
       join(ROOT, 'docs/benchmarks.md'),
       `# Benchmarks\n\nMeasured by \`npm run bench\` (test/bench/compare.run.ts) on ${new Date().toISOString().slice(0, 10)}, ` +
         `Node ${process.version}, ${SIZES.join('/')} pods, up to ${REPS} repetitions (see the runs column), Ready times spread over ${SPREAD_MS} ms in a shuffled order, ` +
-        `in the cluster in a box (network namespaces on one 2-core machine: all pods share its CPUs). Authoritative knotd, no caching resolver.\n\n` +
+        `in the cluster in a box (network namespaces on one 2-core machine: all pods share its CPUs).\n\n` +
         `- release: time from the last pod's Ready (its records added to DNS) to each pod's release (pooled over repetitions);\n` +
         `- DNS queries: knotd's own counters, divided by N; TCP connects: each pod namespace's Tcp ActiveOpens;\n` +
-        `- CPU and peak RSS: GNU time around the waiting tool (bash with its ping children; wait-on; kubepeers wait).\n\n` +
-        `${table}\n\n![benchmark plot](benchmarks.svg)\n`,
+        `- CPU and peak RSS: GNU time around the waiting tool (bash with its ping children; wait-on; kubepeers wait);\n` +
+        `- with the caching resolver: the queries the pods asked of it (its counters), how many it answered from its cache, and the rest that reached knotd.\n` +
+        `${table}\n\n![benchmark plot, direct](benchmarks.svg)\n\n` +
+        (DNS_MODES.includes('cached') ? `![benchmark plot, cached](benchmarks-cached.svg)\n\n` : '') +
+        `## Cold start\n\nFrom spawning the process to the first DNS query arriving at a UDP socket of the harness (Node ${process.version}, ` +
+        `idle machine, before the runs above). \`node -e\` sending one datagram is the floor any Node.js tool pays.\n\n${cold}\n` +
+        (NOTES ? `\n${NOTES}` : ''),
     );
   },
   24 * 3600_000,

@@ -70,6 +70,23 @@ describe('cluster in a box', () => {
     expect(kernel.offenders).toEqual([]);
   });
 
+  it('star topology behind a negative-caching resolver: cached NXDOMAIN delays, never strands, the release', async () => {
+    box = await ClusterInABox.create({ cache: true });
+    const size = 8;
+    const pods = await box.startPods([...Array(size).keys()], workload(size, { KUBEPEERS_TOPOLOGY: 'star' }));
+    await sleep(1500); // every pod has asked for names that do not exist yet: the resolver caches NXDOMAIN
+    await box.markReady(...[...Array(size).keys()]);
+    const exits = await Promise.all(pods.map((p) => p.exited));
+    expect(exits.map((e) => e.code)).toEqual(pods.map(() => 0));
+    expectReleasedWithRoster(box, pods, size);
+    for (const pod of pods) expect(pod.stderr).toContain('topology star');
+    const asked = (await box.cacheCounters())!;
+    const authoritative = await box.dnsCounters();
+    expect(asked.byRcode.NXDOMAIN).toBeGreaterThan(0);
+    expect(asked.cacheHits).toBeGreaterThan(0);
+    expect(authoritative.total).toBeLessThan(asked.total);
+  });
+
   it('a pod killed and replaced at a new address before the barrier completes: everyone gets the new address', async () => {
     box = await ClusterInABox.create();
     const size = 8;

@@ -19,6 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Knot, run, type DnsCounters } from '../helpers/knot.js';
+import { Unbound, type CacheCounters } from '../helpers/unbound.js';
 import { kubeletHosts } from '../helpers/pods.js';
 
 const NODE_IP = '10.244.0.1';
@@ -34,6 +35,11 @@ export interface BoxOptions {
   ttl?: number;
   /** SOA minimum: negative-caching TTL (CoreDNS: 5). */
   soaMinimum?: number;
+  /**
+   * Put a caching resolver (unbound, caching up to 30 s, NXDOMAIN for the SOA minimum) at the pods'
+   * nameserver address, in front of knotd, as CoreDNS's `cache 30` or NodeLocal DNSCache are. Default: no.
+   */
+  cache?: boolean;
 }
 
 export interface PodSpec {
@@ -84,6 +90,7 @@ export class ClusterInABox {
     readonly dir: string,
     readonly image: string,
     readonly knot: Knot,
+    readonly cache: Unbound | undefined,
     options: BoxOptions,
   ) {
     this.job = options.job ?? 'example-job';
@@ -110,10 +117,11 @@ export class ClusterInABox {
       await run('ip', ['netns', 'del', node]).catch(() => {});
       throw err;
     });
+    // With a cache, knotd moves behind it to the node's loopback; the pods always ask NODE_IP:53.
     const knot = await Knot.start({
       netns: node,
-      address: NODE_IP,
-      port: 53,
+      address: options.cache ? '127.0.0.1' : NODE_IP,
+      port: options.cache ? 5300 : 53,
       // Two sockets (SO_REUSEPORT) drained in parallel: one overflowed its receive buffer when 64 pods
       // started polling at once (UdpRcvbufErrors in the node namespace), as a single CoreDNS would not.
       udpWorkers: 2,
@@ -123,8 +131,17 @@ export class ClusterInABox {
       await run('ip', ['netns', 'del', node]).catch(() => {});
       throw err;
     });
+    const cache = options.cache
+      ? await Unbound.start({ netns: node, address: NODE_IP, port: 53, upstream: '127.0.0.1@5300' }).catch(
+          async (err: unknown) => {
+            await knot.stop().catch(() => {});
+            await run('ip', ['netns', 'del', node]).catch(() => {});
+            throw err;
+          },
+        )
+      : undefined;
     const image = await buildImage(dir);
-    const box = new ClusterInABox(id, dir, image, knot, options);
+    const box = new ClusterInABox(id, dir, image, knot, cache, options);
     box.namespaces.push(node);
     return box;
   }
@@ -310,7 +327,12 @@ export class ClusterInABox {
     return this.knot.run();
   }
 
-  /** The DNS server's query counters since the box was created. */
+  /** The caching resolver's counters (what the pods asked), when the box has one. */
+  cacheCounters(): Promise<CacheCounters> | undefined {
+    return this.cache?.counters();
+  }
+
+  /** The authoritative DNS server's query counters since the box was created. */
   dnsCounters(): Promise<DnsCounters> {
     return this.knot.counters();
   }
@@ -350,6 +372,7 @@ export class ClusterInABox {
     for (const pod of this.pods.values())
       if (pod.process.exitCode === null && pod.process.signalCode === null) pod.process.kill('SIGKILL');
     await Promise.all([...this.pods.values()].map((p) => p.exited));
+    await this.cache?.stop().catch(() => {});
     await this.knot.stop().catch(() => {});
     for (const ns of this.namespaces) await deleteNamespace(ns);
     await rm(this.dir, { recursive: true, force: true });
@@ -367,8 +390,7 @@ export class ClusterInABox {
   }
 
   private knotPids(): number[] {
-    const pid = this.knot.pid;
-    return pid === undefined ? [] : [pid];
+    return [this.knot.pid, this.cache?.pid].filter((p): p is number => p !== undefined);
   }
 }
 

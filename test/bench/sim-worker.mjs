@@ -1,0 +1,68 @@
+// One process of the scale simulation (test/bench/scale.run.ts): runs the pods `from`..`to` of one job
+// through the built library, each on its own loopback address with a kubelet-style hosts file. Prints
+// "ready" once set up, starts all pods when "go" arrives on stdin, and prints one JSON summary at the end.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitForPeers } from '../../dist/index.js';
+
+const spec = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const ip = (i) => `127.${spec.octet}.${Math.floor(i / 250)}.${1 + (i % 250)}`;
+const dir = join(tmpdir(), `kpsim-${process.pid}`);
+mkdirSync(dir, { recursive: true });
+const options = [];
+for (let i = spec.from; i < spec.to; i++) {
+  const host = `${spec.job}-${i}`;
+  const fqdn = `${host}.${spec.svc}.${spec.ns}.svc.cluster.local`;
+  const hostsPath = join(dir, `${i}.hosts`);
+  writeFileSync(hostsPath, `127.0.0.1\tlocalhost\n${ip(i)}\t${fqdn}\t${host}\n`);
+  options.push({
+    index: i,
+    size: spec.size,
+    hostname: host,
+    hostsPath,
+    resolvConfPath: join(dir, 'none'),
+    namespace: spec.ns,
+    nameservers: [spec.dns],
+    port: spec.port,
+    topology: spec.topology,
+    timeoutMs: spec.timeoutMs,
+    env: {},
+  });
+}
+
+console.log('ready');
+const lines = createInterface({ input: process.stdin });
+await new Promise((resolve) => lines.once('line', resolve));
+lines.close();
+process.stdin.destroy();
+
+const releasedAt = [];
+const errors = [];
+await Promise.all(
+  options.map((o) =>
+    waitForPeers(o).then(
+      (r) => {
+        releasedAt.push(Date.now());
+        if (r.peers.some((p, k) => p.ip !== ip(k))) errors.push(`index ${o.index}: wrong roster`);
+      },
+      (err) => errors.push(`index ${o.index}: ${err.message}`),
+    ),
+  ),
+);
+rmSync(dir, { recursive: true, force: true });
+const cpu = process.cpuUsage();
+console.log(
+  JSON.stringify({
+    pods: options.length,
+    released: releasedAt.length,
+    firstRelease: Math.min(...releasedAt),
+    lastRelease: Math.max(...releasedAt),
+    errors: errors.slice(0, 3),
+    failed: errors.length,
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+    maxRssKb: process.resourceUsage().maxRSS,
+  }),
+);
