@@ -155,7 +155,7 @@ export function unpackAddresses(packed: unknown, count: number): string[] | unde
     if (tag === 0) {
       ips.push('');
     } else if (tag === 4 && at + 4 <= bytes.length) {
-      ips.push(bytes.subarray(at, at + 4).join('.'));
+      ips.push(`${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`);
       at += 4;
     } else if (tag === 6 && at < bytes.length) {
       const len = bytes[at++]!;

@@ -75,8 +75,8 @@ export class MeshBarrier extends Session {
     void this.sweep();
   }
 
-  protected maxConnections(): number {
-    return 2 * this.config.size + 32;
+  protected responderLimits(): { maxConnections: number; maxPending: number } {
+    return { maxConnections: 2 * this.config.size + 32, maxPending: 32 };
   }
   // ---- discovery: poll the Service name, gossip what is new ----
 

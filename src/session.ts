@@ -158,8 +158,8 @@ export abstract class Session {
   protected abstract timeoutError(): TimeoutError;
   /** Closes every held connection with a `bye` giving the reason. */
   protected abstract closeChannels(reason: 'released' | 'timeout' | 'aborted'): void;
-  /** Connection cap of the responder. */
-  protected abstract maxConnections(): number;
+  /** Caps of the responder: all connections, and handshakes in progress. */
+  protected abstract responderLimits(): { maxConnections: number; maxPending: number };
 
   async run(): Promise<PeersResult> {
     const { config } = this;
@@ -194,7 +194,7 @@ export abstract class Session {
       index: config.index,
       instance: this.instance,
       handshakeTimeoutMs: config.connectTimeoutMs,
-      maxConnections: this.maxConnections(),
+      ...this.responderLimits(),
       released: () => this.released,
       onPeer: (channel, hs) => this.onInbound(channel, hs),
     });
@@ -328,19 +328,26 @@ export abstract class Session {
     return { addresses, ttl };
   }
 
-  /** Connects to `ip` and runs the client handshake expecting index `expect` (-1: any member). */
+  /**
+   * Connects to `ip` and runs the client handshake expecting index `expect` (-1: any member). With
+   * `fromOwnAddress`, the socket is bound to the pod's address first (only where the other side checks
+   * where we come from: binding before connecting takes an ephemeral port per connection).
+   */
   protected async connectPeer(
     ip: string,
     expect: number,
     signal: AbortSignal,
+    fromOwnAddress = false,
   ): Promise<{ channel: Channel; hs: HandshakeResult }> {
     return this.connects.run(async () => {
       signal.throwIfAborted();
       const { port, connectTimeoutMs } = this.config;
       const socket = await new Promise<Socket>((resolve, reject) => {
-        // From the pod's own address: the star coordinator checks the name against where we connect from.
         const own = this.config.listenAddress;
-        const bind = isIP(own) === isIP(ip) && own !== '0.0.0.0' && own !== '::' ? { localAddress: own } : {};
+        const bind =
+          fromOwnAddress && isIP(own) === isIP(ip) && own !== '0.0.0.0' && own !== '::'
+            ? { localAddress: own }
+            : {};
         const s = tcpConnect({ host: ip, port, timeout: connectTimeoutMs, ...bind });
         s.unref();
         const onAbort = (): void => {
@@ -400,11 +407,17 @@ export abstract class Session {
         port: config.port,
       });
     }
-    this.closeChannels('released');
-    if (this.responder && config.lingerMs > 0)
-      setTimeout(() => void this.closeResponder(), config.lingerMs).unref();
-    else void this.closeResponder();
-    this.resolveRun({
+    // Saying goodbye to every peer can wait a moment: the caller's continuation (the CLI spawning the
+    // workload) runs first. Peers need nothing from these messages to release.
+    setImmediate(() => {
+      this.closeChannels('released');
+      if (this.responder && config.lingerMs > 0)
+        setTimeout(() => void this.closeResponder(), config.lingerMs).unref();
+      else void this.closeResponder();
+    });
+    const resolve = this.resolveRun;
+    this.dropSettlers();
+    resolve({
       index: config.index,
       size: config.size,
       jobName: config.jobName,
@@ -425,7 +438,15 @@ export abstract class Session {
     this.stop.abort();
     this.closeChannels(err instanceof AbortedError ? 'aborted' : 'timeout');
     void this.closeResponder();
-    this.rejectRun(err instanceof KubepeersError ? err : new AbortedError({ cause: err }));
+    const reject = this.rejectRun;
+    this.dropSettlers();
+    reject(err instanceof KubepeersError ? err : new AbortedError({ cause: err }));
+  }
+
+  /** A lingering session must not keep the caller's result (the whole roster) reachable. */
+  private dropSettlers(): void {
+    this.resolveRun = () => {};
+    this.rejectRun = () => {};
   }
 
   protected closeResponder(): Promise<void> {

@@ -36,7 +36,11 @@ import {
 
 /** Member connections the coordinator holds at once (being checked, or admitted in a small job). */
 export const MAX_HELD = 256;
-/** Handshakes a responder runs at once (see Responder). */
+/** Time between two admission slots handed out to members told to come back (2 000 a second). */
+const ADMISSION_SPACING_MS = 0.5;
+/** Handshakes the coordinator's responder runs at once: a burst of arrivals waits less. */
+const COORDINATOR_MAX_PENDING = 128;
+/** Handshakes a member's responder runs at once (it expects only the coordinator's push). */
 const MAX_PENDING = 32;
 
 /**
@@ -44,7 +48,7 @@ const MAX_PENDING = 32;
  * handshakes in progress and connections closing, release pushes and DNS lookups in flight.
  */
 export const COORDINATOR_MAX_SOCKETS =
-  1 + MAX_HELD + 2 * MAX_PENDING + MAX_CONCURRENT_CONNECTS + MAX_CONCURRENT_LOOKUPS;
+  1 + MAX_HELD + 2 * COORDINATOR_MAX_PENDING + MAX_CONCURRENT_CONNECTS + MAX_CONCURRENT_LOOKUPS;
 /** The same for a member: listener, its connection to the coordinator, an inbound release and a lookup. */
 export const MEMBER_MAX_SOCKETS = 1 + 1 + MAX_PENDING + 1;
 
@@ -83,10 +87,13 @@ export class StarBarrier extends Session {
   /** The release frame, serialized once for every member. */
   private releaseFrame = '';
   private lastServiceFailure: string | undefined;
+  private nextSlot = 0;
   // member
   private link: Channel | undefined;
   private linkLoop: Loop | undefined;
   private coordinatorIp: string | undefined;
+  /** The coordinator's last DNS answer, reused until its TTL runs out while the coordinator is busy. */
+  private coordinatorAnswer: { addresses: string[]; until: number } | undefined;
   private admitted = false;
   private memberFailure: Failure | undefined;
 
@@ -110,8 +117,10 @@ export class StarBarrier extends Session {
     }
   }
 
-  protected maxConnections(): number {
-    return this.coordinator ? MAX_HELD + 2 * MAX_PENDING : 1 + MAX_PENDING;
+  protected responderLimits(): { maxConnections: number; maxPending: number } {
+    return this.coordinator
+      ? { maxConnections: MAX_HELD + 2 * COORDINATOR_MAX_PENDING, maxPending: COORDINATOR_MAX_PENDING }
+      : { maxConnections: 1 + MAX_PENDING, maxPending: MAX_PENDING };
   }
 
   protected start(): void {
@@ -181,9 +190,8 @@ export class StarBarrier extends Session {
       return;
     }
     if (m.channel || this.held >= MAX_HELD) {
-      // Already being checked on another connection, or no room: come back later.
-      const ms = Math.round(this.config.retryMinDelayMs * (2 + 2 * Math.random()));
-      channel.send({ t: 'retry', ms });
+      // Already being checked on another connection, or no room: come back in a slot of its own.
+      channel.send({ t: 'retry', ms: this.retrySlot() });
       channel.close();
       return;
     }
@@ -220,6 +228,16 @@ export class StarBarrier extends Session {
       },
       until,
     );
+  }
+
+  /**
+   * When a member told to come back should: the next free slot, {@link ADMISSION_SPACING_MS} after the
+   * last one given, so that a crowd of N returns spread over N × spacing instead of all at once.
+   */
+  private retrySlot(): number {
+    const now = performance.now();
+    this.nextSlot = Math.max(this.nextSlot, now + this.config.retryMinDelayMs) + ADMISSION_SPACING_MS;
+    return Math.round(this.nextSlot - now);
   }
 
   private hold(m: Member, channel: Channel): void {
@@ -358,8 +376,10 @@ export class StarBarrier extends Session {
     await Promise.all(held.map((c) => this.deliver(c)));
     // A member that misses its push (it restarted, or the network dropped it) gets the roster when it
     // checks in next, while the coordinator lingers.
+    // Each push is bounded by the connect timeout; all of them by as many rounds as the connect limit needs.
     const pushes = new AbortController();
-    const pushTimeout = setTimeout(() => pushes.abort(), config.connectTimeoutMs * 2);
+    const rounds = 2 + Math.ceil(parked.length / MAX_CONCURRENT_CONNECTS);
+    const pushTimeout = setTimeout(() => pushes.abort(), config.connectTimeoutMs * rounds);
     pushTimeout.unref();
     await Promise.all(
       parked.map(async (m) => {
@@ -388,12 +408,21 @@ export class StarBarrier extends Session {
     const fqdn = `${peerFqdn(this.config, 0)}.`;
     this.linkLoop = this.loop(
       async (signal) => {
-        const { addresses, ttl } = await this.lookup(fqdn, signal);
+        // A busy coordinator is still where its name said: retry there while that answer's TTL lasts.
+        const now = performance.now();
+        let answer = this.coordinatorAnswer;
+        if (!answer || answer.until <= now) {
+          const { addresses, ttl } = await this.lookup(fqdn, signal);
+          answer = this.coordinatorAnswer = { addresses, until: now + ttl * 1000 };
+        }
+        const { addresses } = answer;
+        const ttl = (answer.until - now) / 1000;
         let last: unknown;
         for (const ip of addresses) {
           let link: { channel: Channel; hs: HandshakeResult };
           try {
-            link = await this.connectPeer(ip, 0, signal);
+            // From our own address: the coordinator checks our name against where we connect from.
+            link = await this.connectPeer(ip, 0, signal, true);
           } catch (err) {
             if (signal.aborted) throw err;
             last = err;
@@ -406,6 +435,7 @@ export class StarBarrier extends Session {
         const after = Math.min(ttl * 1000, this.config.retryMaxDelayMs);
         if (last instanceof HandshakeError && last.reason === 'busy')
           throw new RetryLater('connect-failed', last.message);
+        this.coordinatorAnswer = undefined;
         if (last instanceof HandshakeError && (last.reason === 'mismatch' || last.reason === 'bad-proof'))
           throw new RetryLater('wrong-identity', last.message, after);
         throw new RetryLater('connect-failed', last instanceof Error ? last.message : String(last), after);
@@ -454,15 +484,23 @@ export class StarBarrier extends Session {
         if (message.t === 'verified') {
           this.admitted = true;
         } else if (message.t === 'retry') {
+          // Come back exactly when told: the coordinator spreads a crowd over time slots.
+          const ms = retryMs(message);
+          this.memberFailure = {
+            reason: 'connect-failed',
+            detail: `the coordinator at ${from} was busy (told to come back in ${ms} ms)`,
+          };
           channel.onClose = undefined;
           channel.close();
-          settle(new RetryLater('connect-failed', `the coordinator at ${from} is busy`, retryMs(message)));
+          settle();
+          this.reconnectAfter(ms);
         } else if (message.t === 'park') {
           this.admitted = true;
           channel.onClose = undefined;
           channel.close();
           settle();
-          this.checkInLater(retryMs(message));
+          const ms = retryMs(message);
+          this.reconnectAfter(ms * (2 / 3 + (2 * Math.random()) / 3));
         } else {
           this.onRelease(message);
         }
@@ -472,15 +510,12 @@ export class StarBarrier extends Session {
     });
   }
 
-  /** Parked: check in again after about `ms` (jittered), so that a restarted coordinator learns of us. */
-  private checkInLater(ms: number): void {
-    const timer = setTimeout(
-      () => {
-        this.stop.signal.removeEventListener('abort', cancel);
-        if (!this.settled && !this.linkLoop) this.connectToCoordinator();
-      },
-      ms * (2 / 3 + (2 * Math.random()) / 3),
-    );
+  /** Parked (check in again, so that a restarted coordinator learns of us) or told to come back: reconnect. */
+  private reconnectAfter(ms: number): void {
+    const timer = setTimeout(() => {
+      this.stop.signal.removeEventListener('abort', cancel);
+      if (!this.settled && !this.linkLoop) this.connectToCoordinator();
+    }, ms);
     timer.unref();
     const cancel = (): void => clearTimeout(timer);
     this.stop.signal.addEventListener('abort', cancel, { once: true });

@@ -42,6 +42,7 @@ interface WorkerSummary {
   failed: number;
   cpuMs: number;
   maxRssKb: number;
+  curve?: [number, number][];
 }
 
 interface ScaleRun {
@@ -65,6 +66,8 @@ interface ScaleRun {
   cpuMsPerPod: number;
   coordinatorCpuMs: number;
   coordinatorRssMb: number;
+  /** Index 0's progress: [ms since go, peers it counts as ready]. */
+  curve?: [number, number][];
 }
 
 async function tcpActiveOpens(netns: string): Promise<number> {
@@ -188,6 +191,7 @@ async function runOnce(topology: 'mesh' | 'star', size: number, rep: number): Pr
     const go = Date.now();
     for (const p of procs) p.child.stdin!.write('go\n');
     const summaries = await Promise.all(procs.map((p) => p.summary));
+    for (const p of procs) p.child.stdin!.end();
     sampling = false;
     await sampler;
     const dnsAfter = await knot.counters();
@@ -218,6 +222,7 @@ async function runOnce(topology: 'mesh' | 'star', size: number, rep: number): Pr
       cpuMsPerPod: members.reduce((a, _p, k) => a + summaries[k + 1]!.cpuMs, 0) / memberPods,
       coordinatorCpuMs: summaries[0]!.cpuMs,
       coordinatorRssMb: summaries[0]!.maxRssKb / 1024,
+      curve: summaries[0]!.curve ?? [],
     };
   } finally {
     for (const p of procs) p.child.kill('SIGKILL');
@@ -322,6 +327,8 @@ it(
         }
       }
     }
+    // Hand-written reading of the figures, kept across regenerations.
+    const notes = await readFile(join(ROOT, 'docs/scale.notes.md'), 'utf8').catch(() => '');
     runs.sort((a, b) => a.size - b.size || a.topology.localeCompare(b.topology) || a.rep - b.rep);
     const table = markdown(runs);
     console.log(`\n${table}\n`);
@@ -338,7 +345,8 @@ it(
         `- DNS queries: knotd's own counters; TCP connections: the namespace's Tcp ActiveOpens (every connect attempt, including refused ones);\n` +
         `- fds: peak open descriptors, sampled every 50 ms: of index 0's process, and per pod in the other processes above their level before "go";\n` +
         `- CPU per pod: user + system time of the member processes divided by their pods.\n\n` +
-        `${table}\n\n![scale plot](scale.svg)\n`,
+        `${table}\n\n![scale plot](scale.svg)\n` +
+        (notes ? `\n${notes}` : ''),
     );
   },
   24 * 3600_000,

@@ -13,6 +13,13 @@ const ip = (i) => `127.${spec.octet}.${Math.floor(i / 250)}.${1 + (i % 250)}`;
 const dir = join(tmpdir(), `kpsim-${process.pid}`);
 mkdirSync(dir, { recursive: true });
 const options = [];
+// Index 0's admission curve: [ms since go, peers ready], at most every 250 ms.
+const curve = [];
+let goAt = 0;
+function onProgress(p) {
+  const t = Date.now() - goAt;
+  if (curve.length === 0 || t - curve.at(-1)[0] >= 250 || p.ready === p.total) curve.push([t, p.ready]);
+}
 for (let i = spec.from; i < spec.to; i++) {
   const host = `${spec.job}-${i}`;
   const fqdn = `${host}.${spec.svc}.${spec.ns}.svc.cluster.local`;
@@ -30,14 +37,14 @@ for (let i = spec.from; i < spec.to; i++) {
     topology: spec.topology,
     timeoutMs: spec.timeoutMs,
     env: {},
+    ...(i === 0 ? { onProgress } : {}),
   });
 }
 
 console.log('ready');
 const lines = createInterface({ input: process.stdin });
 await new Promise((resolve) => lines.once('line', resolve));
-lines.close();
-process.stdin.destroy();
+goAt = Date.now();
 
 const releasedAt = [];
 const errors = [];
@@ -54,6 +61,7 @@ await Promise.all(
 );
 rmSync(dir, { recursive: true, force: true });
 const cpu = process.cpuUsage();
+const mem = process.resourceUsage().maxRSS;
 console.log(
   JSON.stringify({
     pods: options.length,
@@ -63,6 +71,10 @@ console.log(
     errors: errors.slice(0, 3),
     failed: errors.length,
     cpuMs: Math.round((cpu.user + cpu.system) / 1000),
-    maxRssKb: process.resourceUsage().maxRSS,
+    maxRssKb: mem,
+    ...(curve.length ? { curve } : {}),
   }),
 );
+// Like a pod that goes on to run its workload, stay up (the lingering responder answering late peers)
+// until the harness has every summary and closes stdin.
+await new Promise((resolve) => process.stdin.once('close', resolve).once('end', resolve));

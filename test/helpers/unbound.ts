@@ -87,7 +87,7 @@ stub-zone:
       } catch (err) {
         if (proc.exitCode !== null || i > 100) {
           await unbound.stop();
-          throw new Error(`unbound did not start: ${stderr || String(err)}`);
+          throw new Error(`unbound did not start: ${stderr || String(err)}`, { cause: err });
         }
         await new Promise((r) => setTimeout(r, 50));
       }
