@@ -174,6 +174,12 @@ export abstract class Session {
       else this.fail(new AbortedError({ cause: config.signal?.reason }));
     };
     config.signal?.addEventListener('abort', onAbort, { once: true });
+    // Once the responder is closed (failure, abort, or the end of the linger) nothing needs the signal.
+    this.lingering.signal.addEventListener(
+      'abort',
+      () => config.signal?.removeEventListener('abort', onAbort),
+      { once: true },
+    );
     result.then(
       () => clearTimeout(deadline),
       () => {
@@ -407,14 +413,10 @@ export abstract class Session {
         port: config.port,
       });
     }
-    // Saying goodbye to every peer can wait a moment: the caller's continuation (the CLI spawning the
-    // workload) runs first. Peers need nothing from these messages to release.
-    setImmediate(() => {
-      this.closeChannels('released');
-      if (this.responder && config.lingerMs > 0)
-        setTimeout(() => void this.closeResponder(), config.lingerMs).unref();
-      else void this.closeResponder();
-    });
+    this.closeChannels('released');
+    if (this.responder && config.lingerMs > 0)
+      setTimeout(() => void this.closeResponder(), config.lingerMs).unref();
+    else void this.closeResponder();
     const resolve = this.resolveRun;
     this.dropSettlers();
     resolve({
@@ -435,8 +437,9 @@ export abstract class Session {
   protected fail(err: unknown): void {
     if (this.settled) return;
     this.settled = true;
-    this.stop.abort();
+    // Goodbyes first: aborting `stop` closes connections still being set up, without a reason.
     this.closeChannels(err instanceof AbortedError ? 'aborted' : 'timeout');
+    this.stop.abort();
     void this.closeResponder();
     const reject = this.rejectRun;
     this.dropSettlers();

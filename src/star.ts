@@ -185,19 +185,25 @@ export class StarBarrier extends Session {
       m.instance = hs.peerInstance;
     }
     if (m.admitted && m.ip === from) {
-      if (this.released) void this.deliver(channel);
+      if (this.released) void this.deliver(channel, this.lingering.signal);
       else this.keepOrPark(m, channel);
       return;
     }
-    if (m.channel || this.held >= MAX_HELD) {
-      // Already being checked on another connection, or no room: come back in a slot of its own.
+    // The same process connecting again has given up on its other connection (it runs one at a time).
+    this.unhold(m)?.close();
+    if (this.held >= MAX_HELD) {
+      // No room: come back in a slot of its own.
+      m.lastFailure ??= {
+        reason: 'connect-failed',
+        detail: `connected from ${from} while the coordinator was full; told to come back`,
+      };
       channel.send({ t: 'retry', ms: this.retrySlot() });
       channel.close();
       return;
     }
     this.hold(m, channel);
     const until = this.released ? this.lingering.signal : this.stop.signal;
-    m.check = this.loop(
+    const check: Loop = (m.check = this.loop(
       async (signal) => {
         const { addresses, ttl } = await this.lookup(m.fqdn, signal);
         if (m.channel !== channel) return; // replaced or gone meanwhile
@@ -214,7 +220,7 @@ export class StarBarrier extends Session {
         if (this.released) {
           this.ips[m.index] = from;
           this.releaseFrame = '';
-          void this.deliver(channel);
+          void this.deliver(channel, this.lingering.signal);
         } else {
           this.keepOrPark(m, channel);
         }
@@ -224,10 +230,10 @@ export class StarBarrier extends Session {
         return m.channel === channel;
       },
       () => {
-        m.check = undefined;
+        if (m.check === check) m.check = undefined;
       },
       until,
-    );
+    ));
   }
 
   /**
@@ -236,13 +242,19 @@ export class StarBarrier extends Session {
    */
   private retrySlot(): number {
     const now = performance.now();
-    this.nextSlot = Math.max(this.nextSlot, now + this.config.retryMinDelayMs) + ADMISSION_SPACING_MS;
+    // Capped: a flood of reconnects cannot push real members' slots further than one round of the job.
+    const horizon = now + this.config.retryMaxDelayMs + this.config.size * ADMISSION_SPACING_MS;
+    this.nextSlot = Math.min(
+      horizon,
+      Math.max(this.nextSlot, now + this.config.retryMinDelayMs) + ADMISSION_SPACING_MS,
+    );
     return Math.round(this.nextSlot - now);
   }
 
   private hold(m: Member, channel: Channel): void {
     m.channel = channel;
     this.held++;
+    channel.socket.setKeepAlive(true, 5000); // a member whose node died silently is noticed
     channel.onClose = (bye) => {
       if (m.channel !== channel) return;
       this.unhold(m);
@@ -373,31 +385,38 @@ export class StarBarrier extends Session {
       if (m.channel) held.push(m.channel);
       else parked.push(m);
     }
-    await Promise.all(held.map((c) => this.deliver(c)));
+    // Bounded: each push by the connect timeout, all deliveries by as many rounds as the connect limit
+    // needs. The timer is ref'd on purpose: the process stays up until the roster is out (or the bound).
     // A member that misses its push (it restarted, or the network dropped it) gets the roster when it
     // checks in next, while the coordinator lingers.
-    // Each push is bounded by the connect timeout; all of them by as many rounds as the connect limit needs.
-    const pushes = new AbortController();
+    const bound = new AbortController();
     const rounds = 2 + Math.ceil(parked.length / MAX_CONCURRENT_CONNECTS);
-    const pushTimeout = setTimeout(() => pushes.abort(), config.connectTimeoutMs * rounds);
-    pushTimeout.unref();
+    const timer = setTimeout(() => bound.abort(), config.connectTimeoutMs * rounds);
+    await Promise.all(held.map((c) => this.deliver(c, bound.signal)));
     await Promise.all(
       parked.map(async (m) => {
         try {
-          const { channel } = await this.connectPeer(m.ip!, m.index, pushes.signal);
-          await this.deliver(channel);
+          const { channel } = await this.connectPeer(m.ip!, m.index, bound.signal);
+          await this.deliver(channel, bound.signal);
         } catch {
           // see above
         }
       }),
     );
-    clearTimeout(pushTimeout);
+    clearTimeout(timer);
     this.settle(this.ips);
   }
 
-  private async deliver(channel: Channel): Promise<void> {
+  /** Sends the roster and says goodbye; gives up on a peer that does not take it before `signal`. */
+  private async deliver(channel: Channel, signal: AbortSignal): Promise<void> {
     this.releaseFrame ||= JSON.stringify({ t: 'release', roster: packAddresses(this.ips) });
+    const giveUp = (): void => {
+      channel.socket.destroy();
+    };
+    if (signal.aborted) return giveUp();
+    signal.addEventListener('abort', giveUp, { once: true });
     await channel.sendFlushed(this.releaseFrame);
+    signal.removeEventListener('abort', giveUp);
     channel.close('released');
   }
 
@@ -433,7 +452,8 @@ export class StarBarrier extends Session {
           return this.follow(link.channel, signal);
         }
         const after = Math.min(ttl * 1000, this.config.retryMaxDelayMs);
-        if (last instanceof HandshakeError && last.reason === 'busy')
+        // Turned away by a full responder (a reject, or a socket dropped at the connection cap).
+        if (last instanceof HandshakeError && (last.reason === 'busy' || last.reason === 'closed'))
           throw new RetryLater('connect-failed', last.message);
         this.coordinatorAnswer = undefined;
         if (last instanceof HandshakeError && (last.reason === 'mismatch' || last.reason === 'bad-proof'))
@@ -456,6 +476,7 @@ export class StarBarrier extends Session {
   /** Follows the coordinator's answer on a fresh connection until it parks or releases us. */
   private follow(channel: Channel, signal: AbortSignal): Promise<void> {
     this.link = channel;
+    channel.socket.setKeepAlive(true, 5000); // a coordinator whose node died silently is noticed
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         channel.close();
