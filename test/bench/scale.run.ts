@@ -237,16 +237,22 @@ const fmt = (x: number, d = 0): string =>
     ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
     : '-';
 
+/** When index 0 counted every other pod as passed, from its progress curve. */
+function allVerified(r: ScaleRun): string {
+  const at = r.curve?.find(([, ready]) => ready === r.size - 1)?.[0];
+  return at === undefined ? '-' : `${fmt(at)} ms`;
+}
+
 function markdown(runs: ScaleRun[]): string {
   const head =
-    '| topology | N | processes | released | time to release | DNS queries (total) | per pod | TCP connections (total) | per pod | coordinator fds (peak) | fds per other pod (peak) | CPU per pod | coordinator CPU / RSS |\n' +
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n';
+    '| topology | N | processes | released | time to release | index 0 verified all | DNS queries (total) | per pod | TCP connections (total) | per pod | coordinator fds (peak) | fds per other pod (peak) | CPU per pod | coordinator CPU / RSS |\n' +
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n';
   return (
     head +
     runs
       .map(
         (r) =>
-          `| ${r.topology} | ${fmt(r.size)} | ${r.processes} | ${fmt(r.released)}/${fmt(r.size)} | ${fmt(r.releaseMs)} ms | ${fmt(r.dnsTotal)} | ${fmt(r.dnsTotal / r.size, 1)} | ${fmt(r.connections)} | ${fmt(r.connections / r.size, 1)} | ${fmt(r.coordinatorFds)} | ${fmt(r.fdsPerPod, 1)} | ${fmt(r.cpuMsPerPod, 1)} ms | ${fmt(r.coordinatorCpuMs)} ms / ${fmt(r.coordinatorRssMb)} MB |`,
+          `| ${r.topology} | ${fmt(r.size)} | ${r.processes} | ${fmt(r.released)}/${fmt(r.size)} | ${r.failed ? `not all (${r.failed} timed out)` : `${fmt(r.releaseMs)} ms`} | ${allVerified(r)} | ${fmt(r.dnsTotal)} | ${fmt(r.dnsTotal / r.size, 1)} | ${fmt(r.connections)} | ${fmt(r.connections / r.size, 1)} | ${fmt(r.coordinatorFds)} | ${fmt(r.fdsPerPod, 1)} | ${fmt(r.cpuMsPerPod, 1)} ms | ${fmt(r.coordinatorCpuMs)} ms / ${fmt(r.coordinatorRssMb)} MB |`,
       )
       .join('\n')
   );
