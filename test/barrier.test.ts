@@ -1,38 +1,13 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { AbortedError, TimeoutError, waitForPeers, type PeersResult, type Progress } from '../src/index.js';
-import { Knot, freePort } from './helpers/knot.js';
-import { podOptions, tempDir, type JobSpec } from './helpers/pods.js';
+import { knotJobs } from './helpers/knot-jobs.js';
+import { podOptions, type JobSpec } from './helpers/pods.js';
 
-let knot: Knot;
-let dir: string;
-let cleanup: () => Promise<void>;
-let jobCounter = 0;
-
-beforeAll(async () => {
-  knot = await Knot.start({ soaMinimum: 2, ttl: 5 });
-  ({ dir, cleanup } = await tempDir());
-});
-afterAll(async () => {
-  await knot?.stop();
-  await cleanup?.();
-});
-
-/** A fresh job (own names, own 127.0.x.0/24 block, own port) for each test so tests cannot see each other. */
-async function newJob(size: number): Promise<JobSpec> {
-  jobCounter++;
-  return {
-    job: `job${jobCounter}`,
-    svc: `svc${jobCounter}`,
-    ns: 'ns1',
-    size,
-    ip: (i) => `127.0.${jobCounter}.${10 + i}`,
-    port: await freePort(),
-    dns: { address: knot.address, port: knot.port },
-  };
-}
+// Each job gets its own 127.0.<n>.0/24 block.
+const jobs = knotJobs('job', (n, i) => `127.0.${n}.${10 + i}`);
 
 const ready = (spec: JobSpec, i: number): Promise<void> =>
-  knot.markReady(`${spec.job}-${i}`, spec.svc, spec.ns, spec.ip(i));
+  jobs.knot.markReady(`${spec.job}-${i}`, spec.svc, spec.ns, spec.ip(i));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function expectRoster(result: PeersResult, spec: JobSpec, i: number): void {
@@ -73,11 +48,11 @@ describe('waitForPeers against knotd', () => {
   });
 
   it('releases 12 pods with the full roster when their records appear at staggered times', async () => {
-    const spec = await newJob(12);
+    const spec = await jobs.newJob(12);
     const progress: Progress[][] = Array.from({ length: spec.size }, () => []);
     const options = await Promise.all(
       [...Array(spec.size).keys()].map((i) =>
-        podOptions(dir, spec, i, { timeoutMs: 20_000, onProgress: (p) => progress[i]!.push(p) }),
+        podOptions(jobs.dir, spec, i, { timeoutMs: 20_000, onProgress: (p) => progress[i]!.push(p) }),
       ),
     );
     const waits = options.map((o) => waitForPeers(o));
@@ -101,9 +76,9 @@ describe('waitForPeers failures and faults', () => {
   });
 
   it('times out naming the peer that never appeared, with NXDOMAIN as the reason', async () => {
-    const spec = await newJob(6);
+    const spec = await jobs.newJob(6);
     const options = await Promise.all(
-      [0, 1, 2, 3, 4].map((i) => podOptions(dir, spec, i, { timeoutMs: 2500, retryMaxDelayMs: 400 })),
+      [0, 1, 2, 3, 4].map((i) => podOptions(jobs.dir, spec, i, { timeoutMs: 2500, retryMaxDelayMs: 400 })),
     );
     const started = performance.now();
     const waits = options.map((o) => waitForPeers(o));
@@ -136,11 +111,11 @@ describe('waitForPeers failures and faults', () => {
   });
 
   it('a running pod that never becomes Ready: the others miss it, it learns it is not in DNS itself', async () => {
-    const spec = await newJob(4);
+    const spec = await jobs.newJob(4);
     // Index 3 gives up first, so what it reports is not disturbed by the others leaving.
     const options = await Promise.all(
       [0, 1, 2, 3].map((i) =>
-        podOptions(dir, spec, i, { timeoutMs: i === 3 ? 1500 : 2500, retryMaxDelayMs: 400 }),
+        podOptions(jobs.dir, spec, i, { timeoutMs: i === 3 ? 1500 : 2500, retryMaxDelayMs: 400 }),
       ),
     );
     const waits = options.map((o) => waitForPeers(o));
@@ -165,9 +140,9 @@ describe('waitForPeers failures and faults', () => {
   });
 
   it('rejects promptly with AbortedError when the signal aborts', async () => {
-    const spec = await newJob(3);
+    const spec = await jobs.newJob(3);
     const ac = new AbortController();
-    const wait = waitForPeers(await podOptions(dir, spec, 0, { signal: ac.signal }));
+    const wait = waitForPeers(await podOptions(jobs.dir, spec, 0, { signal: ac.signal }));
     pending.push(wait);
     await sleep(100);
     const started = performance.now();
@@ -179,25 +154,25 @@ describe('waitForPeers failures and faults', () => {
   });
 
   it("does not count a stale record that points at another job's responder", async () => {
-    const spec = await newJob(4);
+    const spec = await jobs.newJob(4);
     const other: JobSpec = {
       ...spec,
       job: `${spec.job}x`,
       size: 2,
-      ip: (i) => `127.0.${jobCounter}.${50 + i}`,
+      ip: (i) => `127.0.${jobs.count}.${50 + i}`,
     };
     const ac = new AbortController();
-    const stranger = waitForPeers(await podOptions(dir, other, 0, { signal: ac.signal }));
+    const stranger = waitForPeers(await podOptions(jobs.dir, other, 0, { signal: ac.signal }));
     pending.push(stranger);
 
     // Phase 1: the name of index 3 points at the stranger: nobody counts it.
     const short = await Promise.all(
-      [0, 1, 2, 3].map((i) => podOptions(dir, spec, i, { timeoutMs: 2000, retryMaxDelayMs: 400 })),
+      [0, 1, 2, 3].map((i) => podOptions(jobs.dir, spec, i, { timeoutMs: 2000, retryMaxDelayMs: 400 })),
     );
     const first = short.map((o) => waitForPeers(o));
     pending.push(...first);
     for (let i = 0; i < 3; i++) await ready(spec, i);
-    await knot.markReady(`${spec.job}-3`, spec.svc, spec.ns, other.ip(0));
+    await jobs.knot.markReady(`${spec.job}-3`, spec.svc, spec.ns, other.ip(0));
     const errors = (await Promise.all(
       first.map((w) =>
         w.then(
@@ -216,10 +191,10 @@ describe('waitForPeers failures and faults', () => {
     }
 
     // Phase 2: the record is corrected; everyone passes with the real address.
-    await knot.markNotReady(`${spec.job}-3`, spec.svc, spec.ns, other.ip(0));
+    await jobs.knot.markNotReady(`${spec.job}-3`, spec.svc, spec.ns, other.ip(0));
     await ready(spec, 3);
     const options = await Promise.all(
-      [0, 1, 2, 3].map((i) => podOptions(dir, spec, i, { timeoutMs: 10_000 })),
+      [0, 1, 2, 3].map((i) => podOptions(jobs.dir, spec, i, { timeoutMs: 10_000 })),
     );
     const results = await Promise.all(options.map((o) => waitForPeers(o)));
     results.forEach((r, i) => expectRoster(r, spec, i));
@@ -227,9 +202,9 @@ describe('waitForPeers failures and faults', () => {
   });
 
   it('a pod replaced by a new process at a new address before the barrier completes: everyone gets the new address', async () => {
-    const spec = await newJob(4);
+    const spec = await jobs.newJob(4);
     const options = await Promise.all(
-      [0, 1, 2, 3].map((i) => podOptions(dir, spec, i, { timeoutMs: 15_000 })),
+      [0, 1, 2, 3].map((i) => podOptions(jobs.dir, spec, i, { timeoutMs: 15_000 })),
     );
     const killer = new AbortController();
     options[2] = { ...options[2], signal: killer.signal };
@@ -241,9 +216,9 @@ describe('waitForPeers failures and faults', () => {
     // Index 2 dies and comes back elsewhere, as a replaced pod of an Indexed Job does.
     killer.abort();
     await expect(waits[2]).rejects.toMatchObject({ code: 'ERR_KUBEPEERS_ABORTED' });
-    await knot.markNotReady(`${spec.job}-2`, spec.svc, spec.ns, spec.ip(2));
-    const moved: JobSpec = { ...spec, ip: (i) => (i === 2 ? `127.0.${jobCounter}.99` : spec.ip(i)) };
-    const replacement = waitForPeers(await podOptions(dir, moved, 2, { timeoutMs: 15_000 }));
+    await jobs.knot.markNotReady(`${spec.job}-2`, spec.svc, spec.ns, spec.ip(2));
+    const moved: JobSpec = { ...spec, ip: (i) => (i === 2 ? `127.0.${jobs.count}.99` : spec.ip(i)) };
+    const replacement = waitForPeers(await podOptions(jobs.dir, moved, 2, { timeoutMs: 15_000 }));
     await ready(moved, 2);
     await ready(spec, 3);
     const results = await Promise.all([waits[0]!, waits[1]!, replacement, waits[3]!]);
@@ -252,27 +227,29 @@ describe('waitForPeers failures and faults', () => {
   });
 
   it('keeps waiting while the DNS server is down and passes after it returns', async () => {
-    const spec = await newJob(6);
+    const spec = await jobs.newJob(6);
     const options = await Promise.all(
-      [...Array(6).keys()].map((i) => podOptions(dir, spec, i, { timeoutMs: 20_000, dnsTimeoutMs: 200 })),
+      [...Array(6).keys()].map((i) =>
+        podOptions(jobs.dir, spec, i, { timeoutMs: 20_000, dnsTimeoutMs: 200 }),
+      ),
     );
     const waits = options.map((o) => waitForPeers(o));
     pending.push(...waits);
     for (const i of [0, 1, 2]) await ready(spec, i);
     await sleep(300);
-    await knot.halt();
+    await jobs.knot.halt();
     await sleep(2000);
-    await knot.run();
+    await jobs.knot.run();
     for (const i of [3, 4, 5]) await ready(spec, i);
     const results = await Promise.all(waits);
     results.forEach((r, i) => expectRoster(r, spec, i));
   });
 
   it('a late pod passes after everyone else was released, thanks to the lingering responders', async () => {
-    const spec = await newJob(3);
+    const spec = await jobs.newJob(3);
     const lingering = [0, 1, 2].map(() => new AbortController());
     const options = await Promise.all(
-      [0, 1, 2].map((i) => podOptions(dir, spec, i, { lingerMs: 30_000, signal: lingering[i]!.signal })),
+      [0, 1, 2].map((i) => podOptions(jobs.dir, spec, i, { lingerMs: 30_000, signal: lingering[i]!.signal })),
     );
     for (const i of [0, 1, 2]) await ready(spec, i);
     const results = await Promise.all(options.map((o) => waitForPeers(o)));
@@ -294,7 +271,7 @@ describe('waitForPeers failures and faults', () => {
 describe('process lifetime', () => {
   it('a process that used the library exits by itself after release and after a timeout', async () => {
     const { spawn } = await import('node:child_process');
-    const spec = await newJob(3);
+    const spec = await jobs.newJob(3);
     for (const i of [0, 1]) await ready(spec, i);
     const run = async (list: object[]): Promise<{ code: number | null; lines: unknown[] }> => {
       const child = spawn(process.execPath, ['test/fixtures/pods-in-one-process.mjs', JSON.stringify(list)], {
@@ -321,13 +298,13 @@ describe('process lifetime', () => {
     const strip = ({ onProgress: _o, signal: _s, ...rest }: Record<string, unknown>): object => rest;
     // Three pods, default linger (10 min): the lingering responders must not keep the process alive.
     await ready(spec, 2);
-    const all = await Promise.all([0, 1, 2].map((i) => podOptions(dir, spec, i, { lingerMs: 600_000 })));
+    const all = await Promise.all([0, 1, 2].map((i) => podOptions(jobs.dir, spec, i, { lingerMs: 600_000 })));
     const released = await run(all.map((o) => strip(o as Record<string, unknown>)));
     expect(released).toEqual({ code: 0, lines: [0, 1, 2].map((i) => ({ ok: true, index: i, peers: 3 })) });
 
-    const spec2 = await newJob(3);
+    const spec2 = await jobs.newJob(3);
     for (const i of [0, 1]) await ready(spec2, i);
-    const two = await Promise.all([0, 1].map((i) => podOptions(dir, spec2, i, { timeoutMs: 1000 })));
+    const two = await Promise.all([0, 1].map((i) => podOptions(jobs.dir, spec2, i, { timeoutMs: 1000 })));
     const timedOut = await run(two.map((o) => strip(o as Record<string, unknown>)));
     expect(timedOut.code).toBe(0);
     expect(timedOut.lines).toEqual(

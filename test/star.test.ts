@@ -2,47 +2,20 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { TimeoutError, waitForPeers, type PeersResult, type Progress } from '../src/index.js';
 import { COORDINATOR_MAX_SOCKETS, MAX_HELD } from '../src/star.js';
-import { Knot, freePort } from './helpers/knot.js';
+import { podRecords } from './helpers/knot.js';
+import { knotJobs } from './helpers/knot-jobs.js';
 import { hardNofile } from './helpers/limits.js';
-import { podOptions, tempDir, type JobSpec } from './helpers/pods.js';
+import { podOptions, type JobSpec } from './helpers/pods.js';
 
-let knot: Knot;
-let dir: string;
-let cleanup: () => Promise<void>;
-let jobCounter = 0;
-
-beforeAll(async () => {
-  knot = await Knot.start({ soaMinimum: 2, ttl: 5 });
-  ({ dir, cleanup } = await tempDir());
-});
-afterAll(async () => {
-  await knot?.stop();
-  await cleanup?.();
-});
-
-/** A fresh job with its own names, its own 127.x.y.z block (up to 65 000 pods) and port. */
-async function newJob(size: number): Promise<JobSpec> {
-  jobCounter++;
-  return {
-    job: `star${jobCounter}`,
-    svc: `svc${jobCounter}`,
-    ns: 'ns1',
-    size,
-    ip: (i) => `127.${100 + jobCounter}.${Math.floor(i / 250)}.${1 + (i % 250)}`,
-    port: await freePort(),
-    dns: { address: knot.address, port: knot.port },
-  };
-}
+// Each job gets its own 127.<100 + n>.x.y block (up to 62 500 pods).
+const jobs = knotJobs('star', (n, i) => `127.${100 + n}.${Math.floor(i / 250)}.${1 + (i % 250)}`);
 
 const records = (spec: JobSpec, indices: number[]): string[] =>
-  indices.flatMap((i) => [
-    `update add ${spec.job}-${i}.${spec.svc}.${spec.ns}.svc 5 A ${spec.ip(i)}`,
-    `update add ${spec.svc}.${spec.ns}.svc 5 A ${spec.ip(i)}`,
-  ]);
-const ready = (spec: JobSpec, i: number): Promise<void> => knot.update(records(spec, [i]));
+  indices.flatMap((i) => podRecords('add', `${spec.job}-${i}`, spec.svc, spec.ns, spec.ip(i)));
+const ready = (spec: JobSpec, i: number): Promise<void> => jobs.knot.update(records(spec, [i]));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const star = { topology: 'star' as const };
 
@@ -65,11 +38,11 @@ describe('star topology', () => {
   });
 
   it('releases 10 pods through the coordinator, the coordinator Ready last', async () => {
-    const spec = await newJob(10);
+    const spec = await jobs.newJob(10);
     const progress: Progress[] = [];
     const options = await Promise.all(
       [...Array(spec.size).keys()].map((i) =>
-        podOptions(dir, spec, i, {
+        podOptions(jobs.dir, spec, i, {
           ...star,
           timeoutMs: 20_000,
           ...(i === 0 ? { onProgress: (p: Progress) => progress.push(p) } : {}),
@@ -88,13 +61,13 @@ describe('star topology', () => {
   });
 
   it('the coordinator times out naming who is missing and why; members say they wait on the coordinator', async () => {
-    const spec = await newJob(5);
+    const spec = await jobs.newJob(5);
     // Index 3 never turns Ready; index 4's name points at an address it does not connect from.
-    await knot.update(records(spec, [0, 1, 2]));
-    await knot.update([`update add ${spec.job}-4.${spec.svc}.${spec.ns}.svc 5 A 127.9.9.9`]);
+    await jobs.knot.update(records(spec, [0, 1, 2]));
+    await jobs.knot.update([`update add ${spec.job}-4.${spec.svc}.${spec.ns}.svc 5 A 127.9.9.9`]);
     const options = await Promise.all(
       [0, 1, 2, 3, 4].map((i) =>
-        podOptions(dir, spec, i, { ...star, timeoutMs: i === 0 ? 2000 : 3000, retryMaxDelayMs: 400 }),
+        podOptions(jobs.dir, spec, i, { ...star, timeoutMs: i === 0 ? 2000 : 3000, retryMaxDelayMs: 400 }),
       ),
     );
     const errors = (await Promise.all(
@@ -123,12 +96,12 @@ describe('star topology', () => {
   });
 
   it('a coordinator replaced after the release passes: the released members still answer, as released', async () => {
-    const spec = await newJob(4);
-    await knot.update(records(spec, [0, 1, 2, 3]));
+    const spec = await jobs.newJob(4);
+    await jobs.knot.update(records(spec, [0, 1, 2, 3]));
     const lingering = [0, 1, 2, 3].map(() => new AbortController());
     const options = await Promise.all(
       [0, 1, 2, 3].map((i) =>
-        podOptions(dir, spec, i, { ...star, lingerMs: 30_000, signal: lingering[i]!.signal }),
+        podOptions(jobs.dir, spec, i, { ...star, lingerMs: 30_000, signal: lingering[i]!.signal }),
       ),
     );
     (await Promise.all(options.map((o) => waitForPeers(o)))).forEach((r, i) => expectRoster(r, spec, i));
@@ -144,25 +117,27 @@ describe('star topology', () => {
   });
 
   it(`parks members when the job is bigger than ${MAX_HELD} + 1 pods and pushes the roster to them`, async () => {
-    const spec = await newJob(MAX_HELD + 40);
+    const spec = await jobs.newJob(MAX_HELD + 40);
     const all = [...Array(spec.size).keys()];
-    await knot.update(records(spec, all));
+    await jobs.knot.update(records(spec, all));
     const options = await Promise.all(
-      all.map((i) => podOptions(dir, spec, i, { ...star, timeoutMs: 60_000, retryMaxDelayMs: 2000 })),
+      all.map((i) => podOptions(jobs.dir, spec, i, { ...star, timeoutMs: 60_000, retryMaxDelayMs: 2000 })),
     );
     const results = await Promise.all(options.map((o) => waitForPeers(o)));
     results.forEach((r, i) => expectRoster(r, spec, i));
   });
 
   it(`a coordinator limited to 512 file descriptors admits and releases 700 pods (bound: ${COORDINATOR_MAX_SOCKETS} sockets)`, async () => {
-    const spec = await newJob(700);
+    const spec = await jobs.newJob(700);
     const all = [...Array(spec.size).keys()];
-    await knot.update(records(spec, all));
+    await jobs.knot.update(records(spec, all));
     const strip = ({ onProgress: _o, signal: _s, ...rest }: Record<string, unknown>): object => rest;
     const list = async (indices: number[]): Promise<string> => {
-      const file = join(dir, `${spec.job}-${indices[0]}.json`);
+      const file = join(jobs.dir, `${spec.job}-${indices[0]}.json`);
       const opts = await Promise.all(
-        indices.map((i) => podOptions(dir, spec, i, { ...star, timeoutMs: 60_000, retryMaxDelayMs: 2000 })),
+        indices.map((i) =>
+          podOptions(jobs.dir, spec, i, { ...star, timeoutMs: 60_000, retryMaxDelayMs: 2000 }),
+        ),
       );
       await writeFile(file, JSON.stringify(opts.map((o) => strip(o as Record<string, unknown>))));
       return file;

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { it } from 'vitest';
-import { Knot, run } from '../helpers/knot.js';
+import { Knot, podRecords, run } from '../helpers/knot.js';
 import { hardNofile } from '../helpers/limits.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -144,8 +144,7 @@ async function runOnce(topology: 'mesh' | 'star', size: number, rep: number): Pr
     const ip = (i: number): string => `127.${spec.octet}.${Math.floor(i / 250)}.${1 + (i % 250)}`;
     const lines: string[] = [];
     for (let i = 0; i < size; i++) {
-      lines.push(`update add ${spec.job}-${i}.${spec.svc}.${spec.ns}.svc 5 A ${ip(i)}`);
-      lines.push(`update add ${spec.svc}.${spec.ns}.svc 5 A ${ip(i)}`);
+      lines.push(...podRecords('add', `${spec.job}-${i}`, spec.svc, spec.ns, ip(i)));
     }
     for (let k = 0; k < lines.length; k += 1000) await knot.update(lines.slice(k, k + 1000));
     const dnsBefore = await knot.counters();

@@ -18,7 +18,7 @@ import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile, chmod } from 'nod
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { Knot, run, type DnsCounters } from '../helpers/knot.js';
+import { Knot, podRecords, run, type DnsCounters } from '../helpers/knot.js';
 import { Unbound, type CacheCounters } from '../helpers/unbound.js';
 import { kubeletHosts } from '../helpers/pods.js';
 
@@ -274,11 +274,7 @@ export class ClusterInABox {
   }
 
   private records(pod: Pod, op: 'add' | 'delete'): string[] {
-    const ttl = op === 'add' ? ' 5' : '';
-    return [
-      `update ${op} ${pod.hostname}.${this.svc}.${this.namespace}.svc${ttl} A ${pod.ip}`,
-      `update ${op} ${this.svc}.${this.namespace}.svc${ttl} A ${pod.ip}`,
-    ];
+    return podRecords(op, pod.hostname, this.svc, this.namespace, pod.ip);
   }
 
   /** Marks pods Ready: their records appear in DNS (one dynamic update). */

@@ -45,6 +45,22 @@ export async function freePort(address = '127.0.0.1'): Promise<number> {
   }
 }
 
+/**
+ * The dynamic-update lines (owner names relative to the zone) that publish a Ready pod, or withdraw it:
+ * its own A record and its entry in the Service's A set, as EndpointSlices make CoreDNS serve them.
+ */
+export function podRecords(
+  op: 'add' | 'delete',
+  pod: string,
+  svc: string,
+  ns: string,
+  ip: string,
+  ttl = 5,
+): string[] {
+  const t = op === 'add' ? ` ${ttl}` : '';
+  return [`update ${op} ${pod}.${svc}.${ns}.svc${t} A ${ip}`, `update ${op} ${svc}.${ns}.svc${t} A ${ip}`];
+}
+
 /** Query counters of knotd's mod-stats, summed over restarts. */
 export interface DnsCounters {
   /** Queries by type (`A`, `AAAA`, `SOA`, ...). */
@@ -197,18 +213,12 @@ ns.dns A 127.0.0.1
 
   /** Publishes a Ready pod: its own A record and its entry in the Service's A set. */
   markReady(pod: string, svc: string, ns: string, ip: string, ttl = 5): Promise<void> {
-    return this.update([
-      `update add ${pod}.${svc}.${ns}.svc ${ttl} A ${ip}`,
-      `update add ${svc}.${ns}.svc ${ttl} A ${ip}`,
-    ]);
+    return this.update(podRecords('add', pod, svc, ns, ip, ttl));
   }
 
   /** Withdraws a pod's records (it stopped being Ready, or was deleted). */
   markNotReady(pod: string, svc: string, ns: string, ip: string): Promise<void> {
-    return this.update([
-      `update delete ${pod}.${svc}.${ns}.svc A ${ip}`,
-      `update delete ${svc}.${ns}.svc A ${ip}`,
-    ]);
+    return this.update(podRecords('delete', pod, svc, ns, ip));
   }
 
   async stop(): Promise<void> {
