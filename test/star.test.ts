@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TimeoutError, waitForPeers, type PeersResult, type Progress } from '../src/index.js';
 import { COORDINATOR_MAX_SOCKETS, MAX_HELD } from '../src/star.js';
-import { podRecords } from './helpers/knot.js';
+import { Knot, podRecords } from './helpers/knot.js';
 import { knotJobs } from './helpers/knot-jobs.js';
 import { hardNofile } from './helpers/limits.js';
 import { podOptions, type JobSpec } from './helpers/pods.js';
@@ -93,6 +93,61 @@ describe('star topology', () => {
         expect.objectContaining({ index: 0, reason: 'gave-up', detail: expect.stringContaining('timeout') }),
       ]);
     }
+  });
+
+  describe('a pod that turns Ready late is noticed without waiting out a negative TTL', () => {
+    // NXDOMAIN answers that may be cached for 30 s: retries honouring them wait the retry cap (10 s).
+    let knot: Knot;
+    beforeAll(async () => {
+      knot = await Knot.start({ soaMinimum: 30, ttl: 30 });
+    });
+    afterAll(async () => {
+      await knot?.stop();
+    });
+    const setup = async (pollIntervalMs: number, readyFirst: number[]) => {
+      const spec = { ...(await jobs.newJob(4)), dns: { address: knot.address, port: knot.port } };
+      await knot.update(records(spec, readyFirst));
+      const options = await Promise.all(
+        [0, 1, 2, 3].map((i) =>
+          podOptions(jobs.dir, spec, i, {
+            ...star,
+            timeoutMs: 25_000,
+            pollIntervalMs,
+            // The defaults: a negative answer is honoured up to 10 s.
+            retryMinDelayMs: 250,
+            retryMaxDelayMs: 10_000,
+          }),
+        ),
+      );
+      const released: number[] = [];
+      const waits = options.map((o) => waitForPeers(o).then((r) => (released.push(performance.now()), r)));
+      pending.push(...waits);
+      return { spec, waits, released };
+    };
+    const readyAt = async (spec: JobSpec, indices: number[]): Promise<number> => {
+      await knot.update(records(spec, indices));
+      return performance.now();
+    };
+
+    it("members ask for the coordinator's name every poll interval while it does not exist", async () => {
+      const { spec, waits, released } = await setup(300, [1, 2, 3]);
+      await sleep(1500); // every member has had NXDOMAIN for the coordinator's name, more than once
+      const at = await readyAt(spec, [0]);
+      (await Promise.all(waits)).forEach((r, i) => expectRoster(r, spec, i));
+      // Within a few poll intervals; the negative TTL and backoff would have meant 10 s.
+      expect(Math.max(...released) - at).toBeLessThan(5000);
+    });
+
+    it('the coordinator polls the Service a tenth of the poll interval apart while a check waits', async () => {
+      // Members poll every 8 s (jittered); the coordinator's Service poll every 800 ms.
+      const { spec, waits, released } = await setup(8000, [0, 1, 2]);
+      await sleep(1500); // index 3 is connected to the coordinator, its name NXDOMAIN
+      const at = await readyAt(spec, [3]);
+      (await Promise.all(waits)).forEach((r, i) => expectRoster(r, spec, i));
+      // One Service poll (800 ms) and a name check; a poll every 8 s (at least 5.3 s) or the negative TTL
+      // (10 s) would not make it.
+      expect(Math.max(...released) - at).toBeLessThan(4000);
+    });
   });
 
   it('a coordinator replaced after the release passes: the released members still answer, as released', async () => {
