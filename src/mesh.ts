@@ -372,7 +372,11 @@ export class MeshBarrier extends Session {
   }
 
   protected closeChannels(reason: 'released' | 'timeout' | 'aborted'): void {
-    for (const peer of this.peers.values()) for (const c of peer.channels) c.close(reason);
+    for (const peer of this.peers.values()) {
+      // A peer that was released before us needs nothing from us any more: no goodbye to write and read.
+      const bye = reason === 'released' && peer.released ? undefined : reason;
+      for (const c of peer.channels) c.close(bye);
+    }
   }
 
   protected missing(): number[] {

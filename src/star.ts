@@ -41,8 +41,10 @@ export const MAX_HELD = 256;
 const ADMISSION_SPACING_MS = 0.5;
 /** The coordinator polls the Service this many times as often as a mesh pod would, ... */
 const COORDINATOR_POLL_FACTOR = 10;
-/** ... but at most every this many ms. */
+/** ... but at most every this many ms, ... */
 const COORDINATOR_POLL_MIN_MS = 50;
+/** ... and not more often than every N x this many ms (a Service answer holds N addresses). */
+const COORDINATOR_POLL_MS_PER_POD = 1;
 /** Handshakes the coordinator's responder runs at once: a burst of arrivals waits less. */
 const COORDINATOR_MAX_PENDING = 128;
 /** Handshakes a member's responder runs at once (it expects only the coordinator's push). */
@@ -92,6 +94,8 @@ export class StarBarrier extends Session {
   /** The release frame, serialized once for every member. */
   private releaseFrame = '';
   private lastServiceFailure: string | undefined;
+  /** Addresses of the last Service answer; undefined when the last lookup failed (or before the first). */
+  private serviceIps: Set<string> | undefined;
   private nextSlot = 0;
   // member
   private link: Channel | undefined;
@@ -150,31 +154,40 @@ export class StarBarrier extends Session {
   // ---- coordinator ----
 
   /**
-   * Polls the Service name while a member's check waits: an address that appears there belongs to a pod
-   * that turned Ready, so the check of the member that connected from it retries now instead of waiting
-   * out the negative TTL of its last answer (5 s in CoreDNS). Only the coordinator polls, so it polls
-   * {@link COORDINATOR_POLL_FACTOR} times as often as a mesh pod (every 64 ms at 64 pods, 500 ms from
-   * 500 pods) and the job still sends a tenth of a mesh's Service queries. (At tens of thousands of pods
-   * the answer outgrows a DNS message; the checks then run on their own backoff.)
+   * Polls the Service name while a member waits to be admitted (and once at the start). An address there
+   * belongs to a pod that turned Ready: the check of the member that connected from it runs now, instead
+   * of waiting out the negative TTL of its last answer (5 s in CoreDNS), and a check asks for a member's
+   * name only once its address is there (see {@link admit}). Only the coordinator polls, so it may poll
+   * more often than a mesh pod: every max(50 ms, pollIntervalMs / 10, N x 1 ms), i.e. 64 ms at 64 pods,
+   * 1 s at 1 000: at most about a thousand addresses a second in Service answers. (At tens of thousands of
+   * pods the answer outgrows a DNS message; the checks then ask for each name on their own backoff.)
    */
   private async pollService(): Promise<void> {
     const service = `${serviceFqdn(this.config)}.`;
-    const interval = Math.max(COORDINATOR_POLL_MIN_MS, this.config.pollIntervalMs / COORDINATOR_POLL_FACTOR);
+    const { pollIntervalMs, size } = this.config;
+    const interval = Math.max(
+      COORDINATOR_POLL_MIN_MS,
+      pollIntervalMs / COORDINATOR_POLL_FACTOR,
+      size * COORDINATOR_POLL_MS_PER_POD,
+    );
     await this.every(interval, async () => {
-      const sleeping = new Map<string, Loop>();
+      const pending = new Map<string, Member>();
       for (const m of this.members.values())
-        if (m.check?.sleeping && m.channel) sleeping.set(m.channel.remoteAddress, m.check);
-      if (sleeping.size === 0) return;
+        if (m.channel && !m.admitted) pending.set(m.channel.remoteAddress, m);
+      if (pending.size === 0 && this.serviceIps) return;
       try {
         const { addresses } = await this.lookup(service, this.stop.signal);
         this.lastServiceFailure = undefined;
-        for (const ip of addresses) {
-          const loop = sleeping.get(ip);
-          if (loop) this.wake(loop);
-        }
+        this.serviceIps = new Set(addresses);
       } catch (err) {
-        if (err instanceof RetryLater) this.lastServiceFailure = err.message;
-        else throw err;
+        if (!(err instanceof RetryLater)) throw err;
+        this.lastServiceFailure = err.message;
+        // No Ready pod yet is an answer too; a failed lookup is not: checks then ask for names directly.
+        this.serviceIps = err.reason === 'nxdomain' || err.reason === 'nodata' ? new Set() : undefined;
+      }
+      for (const ip of this.serviceIps ?? []) {
+        const loop = pending.get(ip)?.check;
+        if (loop?.sleeping) this.wake(loop);
       }
     });
   }
@@ -212,8 +225,19 @@ export class StarBarrier extends Session {
     }
     this.hold(m, channel);
     const until = this.released ? this.lingering.signal : this.stop.signal;
+    const since = performance.now();
     const check: Loop = (m.check = this.loop(
       async (signal) => {
+        // Its name is asked for once its address is in the Service (it is Ready): asked earlier, an
+        // NXDOMAIN may be cached for 5 s in front of us. After the retry cap it is asked for anyway.
+        const { serviceIps } = this;
+        if (serviceIps && !serviceIps.has(from) && performance.now() - since < this.config.retryMaxDelayMs) {
+          throw new RetryLater(
+            'not-seen',
+            `connected from ${from}, which is not in ${serviceFqdn(this.config)} yet (not Ready?)`,
+            this.config.retryMaxDelayMs,
+          );
+        }
         const { addresses, ttl } = await this.lookup(m.fqdn, signal);
         if (m.channel !== channel) return; // replaced or gone meanwhile
         if (!addresses.includes(from)) {

@@ -138,6 +138,17 @@ describe('star topology', () => {
       expect(Math.max(...released) - at).toBeLessThan(5000);
     });
 
+    it("the coordinator asks for a member's name only once the Service lists its address", async () => {
+      const before = (await knot.counters()).byRcode.NXDOMAIN ?? 0;
+      // The coordinator and members 1 and 2 are Ready; member 3 connects and is Ready a second later.
+      const { spec, waits } = await setup(300, [0, 1, 2]);
+      await sleep(1000);
+      await readyAt(spec, [3]);
+      (await Promise.all(waits)).forEach((r, i) => expectRoster(r, spec, i));
+      // Asked at its connect, member 3's name would have been NXDOMAIN (cacheable for 30 s here).
+      expect((await knot.counters()).byRcode.NXDOMAIN ?? 0).toBe(before);
+    });
+
     it('the coordinator polls the Service a tenth of the poll interval apart while a check waits', async () => {
       // Members poll every 8 s (jittered); the coordinator's Service poll every 800 ms.
       const { spec, waits, released } = await setup(8000, [0, 1, 2]);

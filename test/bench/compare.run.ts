@@ -6,14 +6,17 @@
  *  1. the Kubernetes docs' loop: bash, `ping -c 1 <job>-<i>.<svc>` for each peer in turn, `sleep 1` after
  *     each failure (glibc resolver through the ndots:5 search list);
  *  2. `wait-on tcp:<job>-<i>.<svc>:<port>` for every peer (each pod also listens on that port);
- *  3. `kubepeers wait`.
+ *  3. `kubepeers wait` in its default full-mesh check, and 4. with `--topology star`;
+ *  5. the floor of the box: each pod's Node.js process told at once (the harness touches a file every pod
+ *     watches) and then running the same command, with no check at all. Nothing can release faster on
+ *     this machine: it is what 64 pods starting a command at once cost on its 2 cores.
  *
  * Each runs twice: pods asking the authoritative knotd directly, and through a caching resolver (unbound:
  * answers cached up to 30 s, NXDOMAIN for the SOA minimum of 5 s, as CoreDNS `cache 30` / NodeLocal
  * DNSCache do) to show how each copes with cached NXDOMAIN. Also measured: the CLI's cold start.
  *
  * Env: KPBENCH_SIZES (default "16,64,128"), KPBENCH_REPS (default 5), KPBENCH_SPREAD_MS (Ready times
- * spread over this long, default 3000), KPBENCH_METHODS (default "bash-ping,wait-on,kubepeers"),
+ * spread over this long, default 3000), KPBENCH_METHODS (default "bash-ping,wait-on,kubepeers,kubepeers-star,floor"),
  * KPBENCH_DNS (default "direct,cached"),
  * KPBENCH_RUN_TIMEOUT_MS (default 60000), KPBENCH_RESUME=1 (keep the runs already in docs/benchmarks.jsonl),
  * KPBENCH_REPORT_ONLY=1 (with RESUME: no new runs, just the table and plot of what is there).
@@ -29,7 +32,9 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const SIZES = (process.env.KPBENCH_SIZES ?? '16,64,128').split(',').map(Number);
 const REPS = Number(process.env.KPBENCH_REPS ?? 5);
 const SPREAD_MS = Number(process.env.KPBENCH_SPREAD_MS ?? 3000);
-const METHODS = (process.env.KPBENCH_METHODS ?? 'bash-ping,wait-on,kubepeers').split(',') as Method[];
+const METHODS = (process.env.KPBENCH_METHODS ?? 'bash-ping,wait-on,kubepeers,kubepeers-star,floor').split(
+  ',',
+) as Method[];
 /** A method that has not released every pod this long after the last Ready counts as not released. */
 const RUN_TIMEOUT_MS = Number(process.env.KPBENCH_RUN_TIMEOUT_MS ?? 60_000);
 const DNS_MODES = (process.env.KPBENCH_DNS ?? 'direct,cached').split(',') as DnsMode[];
@@ -38,12 +43,19 @@ type DnsMode = 'direct' | 'cached';
 const RAW = join(ROOT, 'docs/benchmarks.jsonl');
 const WAIT_ON_PORT = 7070;
 
-type Method = 'bash-ping' | 'wait-on' | 'kubepeers';
+type Method = 'bash-ping' | 'wait-on' | 'kubepeers' | 'kubepeers-star' | 'floor';
 const LABEL: Record<Method, string> = {
   'bash-ping': 'bash ping loop (k8s docs)',
   'wait-on': 'wait-on tcp:',
-  kubepeers: 'kubepeers wait',
+  kubepeers: 'kubepeers wait (mesh)',
+  'kubepeers-star': 'kubepeers wait --topology star',
+  floor: 'floor: pods told at once, no check',
 };
+/** The rows kubepeers is compared with, and the rows that are kubepeers. */
+const BASELINES: Method[] = ['bash-ping', 'wait-on'];
+const KUBEPEERS: Method[] = ['kubepeers', 'kubepeers-star'];
+/** The file the floor's pods watch, in the box's directory. */
+const TRIGGER = 'kpbench-go';
 
 /** Per-pod resources, printed by GNU time around the waiting tool itself. */
 const TIME = ['/usr/bin/time', '-f', 'KPBENCH_TIME %e %U %S %M'];
@@ -75,6 +87,17 @@ function spec(method: Method, box: ClusterInABox, size: number): PodSpec {
       ],
     };
   }
+  if (method === 'floor') {
+    // Node.js, as kubepeers: start, say so, wait for the trigger file, run the command, exit with it.
+    const script = [
+      `const { watch, existsSync } = require('fs'); const { spawn } = require('child_process');`,
+      `const dir = ${JSON.stringify(box.dir)}; let done = false;`,
+      `const go = () => { if (done || !existsSync(dir + '/${TRIGGER}')) return; done = true; w.close();`,
+      `  spawn('sh', ['-c', ${JSON.stringify(released)}], { stdio: 'inherit' }).on('exit', (c) => process.exit(c ?? 1)); };`,
+      `const w = watch(dir, go); console.log('KPBENCH_STARTED'); go();`,
+    ].join('\n');
+    return { command: [...TIME, process.execPath, '-e', script] };
+  }
   return {
     command: [
       ...TIME,
@@ -88,7 +111,10 @@ function spec(method: Method, box: ClusterInABox, size: number): PodSpec {
       '-c',
       released,
     ],
-    env: { KUBEPEERS_SIZE: String(size) },
+    env: {
+      KUBEPEERS_SIZE: String(size),
+      ...(method === 'kubepeers-star' ? { KUBEPEERS_TOPOLOGY: 'star' } : {}),
+    },
   };
 }
 
@@ -145,6 +171,7 @@ async function runOnce(method: Method, dnsMode: DnsMode, size: number, rep: numb
       await box.markReady(index);
       lastReady = Date.now();
     }
+    if (method === 'floor') await writeFile(join(box.dir, TRIGGER), '');
     // The schedule takes SPREAD_MS unless the method's own DNS load slows the harness's updates down.
     const scheduleMs = lastReady - t0;
     const releasedAt = (p: Pod): number | undefined => {
@@ -275,16 +302,32 @@ function markdown(rows: Row[]): string {
         ? '### Through a caching resolver (unbound in front of knotd: positive answers up to 30 s, NXDOMAIN 5 s)'
         : '### Pods ask the authoritative knotd directly',
       '',
-      `| N | method | runs | release after last Ready p50 / p95 / max (ms) | ${cached ? 'DNS queries per pod asked of the cache | of which answered from cache | reaching knotd per pod (by type)' : 'DNS queries per pod (by type)'} | TCP connects per pod | CPU per pod p50 (ms) | peak RSS (MB) | kubepeers: release p50 ratio, DNS ratio |`,
+      `| N | method | runs | release after last Ready p50 / p95 / max (ms) | ${cached ? 'DNS queries per pod asked of the cache | of which answered from cache | reaching knotd per pod (by type)' : 'DNS queries per pod (by type)'} | TCP connects per pod | CPU per pod p50 (ms) | peak RSS (MB) | kubepeers (mesh; star) against it: release p50, DNS queries |`,
       `|---|---|---|---|---|${cached ? '---|---|' : ''}---|---|---|---|`,
     );
     for (const r of rows.filter((x) => x.dnsMode === dnsMode)) {
-      const kp = rows.find((x) => x.size === r.size && x.dnsMode === dnsMode && x.method === 'kubepeers');
       const load = (x: Row): number => (cached ? x.asked : x.dnsTotal);
-      const ratio =
-        kp && r.method !== 'kubepeers'
-          ? `${!Number.isFinite(r.p50) ? 'most pods never released' : r.p50 >= kp.p50 ? `${fmt(r.p50 / kp.p50, 1)}× slower` : `${fmt(kp.p50 / r.p50, 1)}× faster`}, ${fmt(load(r) / load(kp), 1)}× the queries`
-          : '';
+      const kps = KUBEPEERS.flatMap((m) => {
+        const kp = rows.find((x) => x.size === r.size && x.dnsMode === dnsMode && x.method === m);
+        return kp ? [{ name: m === 'kubepeers' ? 'mesh' : 'star', kp }] : [];
+      });
+      let ratio = '';
+      if (BASELINES.includes(r.method)) {
+        ratio = kps
+          .map(({ name, kp }) => {
+            const speed = !Number.isFinite(r.p50)
+              ? 'it never released most pods'
+              : r.p50 >= kp.p50
+                ? `${fmt(r.p50 / kp.p50, 1)}× faster`
+                : `${fmt(kp.p50 / r.p50, 1)}× slower`;
+            const fewer = load(r) / load(kp);
+            const dns = fewer >= 1 ? `${fmt(fewer, 1)}× fewer queries` : `${fmt(1 / fewer, 1)}× more queries`;
+            return `${name}: ${speed}, ${dns}`;
+          })
+          .join('; ');
+      } else if (r.method === 'floor') {
+        ratio = kps.map(({ name, kp }) => `${name}: +${fmt(kp.p50 - r.p50)} ms over the floor`).join('; ');
+      }
       const byType = Object.entries(r.dns)
         .map(([t, n]) => `${t} ${fmt(n, 1)}`)
         .join(', ');
@@ -306,9 +349,11 @@ function svg(rows: Row[], title: string): string {
     'bash-ping': '#d62728',
     'wait-on': '#ff7f0e',
     kubepeers: '#2ca02c',
+    'kubepeers-star': '#1f77b4',
+    floor: '#7f7f7f',
   };
   const W = 900;
-  const H = 380;
+  const H = 400;
   const panel = (x0: number, title: string, value: (r: Row) => number, unit: string): string => {
     const pw = 400;
     const ph = 260;
@@ -343,9 +388,9 @@ function svg(rows: Row[], title: string): string {
   };
   const legend = METHODS.map(
     (m, k) =>
-      `<rect x="${60 + k * 240}" y="${H - 28}" width="14" height="14" fill="${colors[m]}"/><text x="${80 + k * 240}" y="${H - 16}" font-size="13">${LABEL[m]}</text>`,
+      `<rect x="${40 + (k % 3) * 290}" y="${H - 42 + Math.floor(k / 3) * 20}" width="14" height="14" fill="${colors[m]}"/><text x="${60 + (k % 3) * 290}" y="${H - 30 + Math.floor(k / 3) * 20}" font-size="13">${LABEL[m]}</text>`,
   ).join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/><text x="${W / 2}" y="${H - 40}" text-anchor="middle" font-size="12" fill="#555">${title}</text>${panel(60, 'Release after the last pod is Ready (p50, log)', (r) => r.p50, ' ms')}${panel(500, 'DNS queries per pod (log)', (r) => r.dnsTotal, '')}${legend}</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/><text x="${W / 2}" y="${H - 56}" text-anchor="middle" font-size="12" fill="#555">${title}</text>${panel(60, 'Release after the last pod is Ready (p50, log)', (r) => r.p50, ' ms')}${panel(500, 'DNS queries per pod (log)', (r) => r.dnsTotal, '')}${legend}</svg>\n`;
 }
 
 /** Hand-written reading of the figures, kept across regenerations (docs/benchmarks.notes.md). */
@@ -389,9 +434,11 @@ async function measureColdStart(runs = 15): Promise<{ label: string; ms: number[
       const first = new Promise<number>((r) => sock.once('message', () => r(performance.now())));
       const t0 = performance.now();
       const child = spawn(process.execPath, argv(port), { cwd: ROOT, stdio: 'ignore' });
+      // Listened for at once: `node -e` may exit by itself before the datagram is even read.
+      const exited = new Promise((r) => child.once('exit', r));
       const at = await Promise.race([first, new Promise<number>((r) => setTimeout(() => r(NaN), 10_000))]);
       child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await exited;
       sock.close();
       if (Number.isFinite(at)) ms.push(at - t0);
     }
