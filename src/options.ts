@@ -80,6 +80,8 @@ export interface WaitForPeersOptions {
    * Mean interval between two polls of the Service name by this pod (jittered ±1/3). Default:
    * `size × 10` ms, at least 250 and at most 5000: the whole job then polls about 100 times a second in
    * total whatever its size, and a pod that turns Ready is seen by someone within ~10 ms on average.
+   * In a star only the coordinator polls the Service, every max(50 ms, this / 10, size × 1 ms); members
+   * ask for the coordinator's name at this interval while it does not exist yet.
    */
   pollIntervalMs?: number;
   /** First retry delay for a peer whose name or address failed (exponential, jittered). Default: 250. */
