@@ -524,7 +524,7 @@ export class StarBarrier extends Session {
         if (!(err instanceof RetryLater) || (err.reason !== 'nxdomain' && err.reason !== 'nodata')) throw err;
         if (this.memberFailure?.reason !== 'gave-up')
           this.memberFailure = { reason: err.reason, detail: err.message };
-        await sleep(this.config.pollIntervalMs * (2 / 3 + (2 * Math.random()) / 3), signal);
+        await sleep(jittered(this.config.pollIntervalMs), signal);
         signal.throwIfAborted();
       }
     }
@@ -578,7 +578,7 @@ export class StarBarrier extends Session {
           channel.close();
           settle();
           const ms = retryMs(message);
-          this.reconnectAfter(ms * (2 / 3 + (2 * Math.random()) / 3));
+          this.reconnectAfter(jittered(ms));
         } else {
           this.onRelease(message);
         }
@@ -698,6 +698,11 @@ export class StarBarrier extends Session {
       'Topology star: this pod waits for the coordinator (index 0) only; the coordinator waits for everyone.',
     );
   }
+}
+
+/** `ms` jittered uniformly over [2/3, 4/3] × ms, as the polls of {@link Session.every} are. */
+function jittered(ms: number): number {
+  return ms * (2 / 3 + (2 * Math.random()) / 3);
 }
 
 function retryMs(message: { ms?: unknown }): number {

@@ -152,7 +152,7 @@ describe('star topology', () => {
     it('the coordinator polls the Service a tenth of the poll interval apart while a check waits', async () => {
       // Members poll every 8 s (jittered); the coordinator's Service poll every 800 ms.
       const { spec, waits, released } = await setup(8000, [0, 1, 2]);
-      await sleep(1500); // index 3 is connected to the coordinator, its name NXDOMAIN
+      await sleep(1500); // index 3 is connected to the coordinator and not in the Service yet
       const at = await readyAt(spec, [3]);
       (await Promise.all(waits)).forEach((r, i) => expectRoster(r, spec, i));
       // One Service poll (800 ms) and a name check; a poll every 8 s (at least 5.3 s) or the negative TTL
