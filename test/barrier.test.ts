@@ -182,7 +182,7 @@ describe('waitForPeers failures and faults', () => {
       ),
     )) as TimeoutError[];
     for (const err of errors.slice(0, 3)) {
-      expectCause(err, 3, 'wrong-identity', 'job differs');
+      expectCause(err, 3, 'wrong-identity', 'it is not index 3 of this run');
       expect(err.missing[0]!.detail).toContain(other.ip(0));
       // The stranger's address also shows in the Service answer; the error says what it is.
       expect(err.message).toContain(

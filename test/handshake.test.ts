@@ -5,6 +5,7 @@ import {
   Channel,
   clientHandshake,
   packAddresses,
+  PROTOCOL_VERSION,
   scopeKey,
   serverHandshake,
   unpackAddresses,
@@ -75,28 +76,37 @@ describe('handshake', () => {
   });
 
   it.each([
-    ['another job', { ...scope, jobName: 'other' }, 'job differs: peer has "train", responder has "other"'],
-    ['another namespace', { ...scope, namespace: 'prod' }, 'namespace differs'],
-    ['another run of the same job', { ...scope, runId: 'uid-2' }, 'run id differs'],
-    ['another size', { ...scope, size: 8 }, 'size differs: peer has 4, responder has 8'],
-    [
-      'another topology',
-      { ...scope, topology: 'star' as const },
-      'topology differs: peer has "mesh", responder has "star"',
-    ],
-  ])('rejects a pod of %s as a mismatch', async (_what, serverScope, detail) => {
-    const srv = serve(serverScope, 3);
-    const { client: ch, port } = await pair(srv.onServer);
-    const err = await clientHandshake(ch, client(), 3, 2000, port).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(HandshakeError);
-    expect(err).toMatchObject({
-      code: 'ERR_KUBEPEERS_HANDSHAKE',
-      reason: 'mismatch',
-      address: '127.0.0.1',
-      port,
-    });
-    expect((err as Error).message).toContain(detail);
-  });
+    ['another job', { ...scope, jobName: 'other' }, 'other'],
+    ['another namespace', { ...scope, namespace: 'prod' }, 'prod'],
+    ['another run of the same job', { ...scope, runId: 'uid-2' }, 'uid-2'],
+    ['another size', { ...scope, size: 8 }, '8'],
+    ['another topology', { ...scope, topology: 'star' as const }, 'star'],
+  ])(
+    'rejects a pod of %s as a mismatch, without saying what the responder has',
+    async (_w, serverScope, theirs) => {
+      const srv = serve(serverScope, 3);
+      const { client: ch, port } = await pair(srv.onServer);
+      let wire = '';
+      ch.socket.on('data', (d: Buffer) => (wire += d.toString()));
+      const err = await clientHandshake(ch, client(), 3, 2000, port).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HandshakeError);
+      expect(err).toMatchObject({
+        code: 'ERR_KUBEPEERS_HANDSHAKE',
+        reason: 'mismatch',
+        address: '127.0.0.1',
+        port,
+      });
+      expect((err as Error).message).toContain('it is not index 3 of this run');
+      // All a stranger learns is one word: nothing of the responder's scope.
+      expect(wire).toBe('{"t":"reject","reason":"mismatch"}\n');
+      expect(wire).not.toContain(theirs);
+      // The responder itself knows why.
+      expect(await srv.results[0]).toMatchObject({
+        reason: 'mismatch',
+        message: expect.stringContaining('differs: peer has'),
+      });
+    },
+  );
 
   it('rejects the wrong index at the expected address (a reused IP inside the job)', async () => {
     const srv = serve(scope, 2);
@@ -104,7 +114,7 @@ describe('handshake', () => {
     const err = await clientHandshake(ch, client(), 3, 2000, port).catch((e: unknown) => e);
     expect(err).toMatchObject({
       reason: 'mismatch',
-      message: expect.stringContaining('this is index 2, not 3'),
+      message: expect.stringContaining('it is not index 3 of this run'),
     });
   });
 
@@ -120,7 +130,7 @@ describe('handshake', () => {
     const srv = serve(scope, 3);
     let recorded = '';
     const { client: first, port } = await pair(srv.onServer);
-    first.socket.on('data', (d: string) => (recorded ||= d.split('\n')[0]!));
+    first.socket.on('data', (d: Buffer) => (recorded ||= d.toString().split('\n')[0]!));
     await clientHandshake(first, client(), 3, 2000, port);
     const { client: ch, port: port2 } = await pair((s) => s.once('data', () => s.write(`${recorded}\n`)));
     const err = await clientHandshake(ch, client(), 3, 2000, port2).catch((e: unknown) => e);
@@ -144,10 +154,12 @@ describe('handshake', () => {
 
   it('the server rejects a client that cannot prove itself', async () => {
     const srv = serve(scope, 3);
-    const { client: ch } = await pair(srv.onServer);
-    ch.send({
+    const { port } = await pair(() => {});
+    servers[0]!.removeAllListeners('connection').on('connection', srv.onServer);
+    const raw = connect(port, '127.0.0.1');
+    const hello = {
       t: 'hello',
-      v: 1,
+      v: PROTOCOL_VERSION,
       ns: 'ml',
       svc: 'workers',
       domain: 'cluster.local',
@@ -159,9 +171,11 @@ describe('handshake', () => {
       to: 3,
       inst: 'x',
       nonce: 'n',
-    });
-    await ch.read();
-    ch.send({ t: 'confirm', proof: 'forged' });
+    };
+    const welcome = new Promise((r) => raw.once('data', r));
+    raw.write(`${JSON.stringify(hello)}\n`);
+    await welcome;
+    raw.write(`${JSON.stringify({ t: 'confirm', proof: 'forged' })}\n`);
     expect(await srv.results[0]).toMatchObject({ reason: 'bad-proof' });
   });
 });
