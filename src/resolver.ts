@@ -3,9 +3,11 @@
  *
  * - Absolute names only: the name is sent as given, never walked through a search list.
  * - A fresh UDP socket (so a fresh OS-chosen source port) and a random 16-bit ID per query; a reply counts
- *   only if it comes from the server queried, carries the ID and echoes the question. Malformed or
- *   mismatched datagrams are dropped and the wait goes on.
+ *   only if it comes from the server queried (the same address in whatever spelling, see
+ *   {@link sameIp}), carries the ID and echoes the question. Malformed or mismatched datagrams are
+ *   dropped and the wait goes on.
  * - TC set: the query is repeated over TCP to the same server.
+ * - Addresses come back in canonical text ({@link canonicalIp}), the text sockets give a peer's address.
  * - NXDOMAIN and NODATA are answers (with their negative TTL from the SOA, RFC 2308); SERVFAIL, REFUSED,
  *   FORMERR, NOTIMP and timeouts move on to the next nameserver. Servers rotate from query to query.
  */
@@ -14,6 +16,7 @@ import { createSocket } from 'node:dgram';
 import { connect, isIP } from 'node:net';
 import { createRequire } from 'node:module';
 import type * as packet from 'dns-packet';
+import { canonicalIp, sameIp } from './address.js';
 import { DnsError, formatHostPort, type DnsFailureReason } from './errors.js';
 import type { Nameserver } from './options.js';
 
@@ -74,7 +77,8 @@ export class StubResolver {
 
   constructor(options: ResolverOptions) {
     if (options.nameservers.length === 0) throw new TypeError('StubResolver needs at least one nameserver');
-    this.servers = options.nameservers;
+    // Canonical text: labels in answers and errors read the same whatever the configured spelling.
+    this.servers = options.nameservers.map((s) => ({ ...s, address: canonicalIp(s.address) }));
     this.timeoutMs = options.timeoutMs ?? 1000;
     this.attempts = options.attempts ?? 3;
   }
@@ -192,7 +196,12 @@ export class StubResolver {
           ),
         );
         socket.on('message', (buf, rinfo) => {
-          if (rinfo.port !== server.port || rinfo.address !== server.address.replace(/%.*$/, '')) return;
+          // Compared as addresses, not as text: the server may be configured as 0:0:0:0:0:0:0:1 or ::0001
+          // while the socket says ::1. The zone is left out: Node names it (fe80::1%eth0) where
+          // resolv.conf may give a number (fe80::1%2), and the socket only hears its own link's replies to
+          // a link-local destination anyway.
+          if (rinfo.port !== server.port || !sameIp(rinfo.address.replace(/%.*$/, ''), server.address))
+            return;
           const reply = accept(buf);
           if (!reply) return;
           if (reply.flag_tc) finish(new AttemptFailure('truncated', `truncated reply from ${label}`));
@@ -253,7 +262,9 @@ function interpret(reply: packet.DecodedPacket, name: string, type: AddressType,
       const owner = rr.name.toLowerCase().replace(/\.$/, '');
       if (owner !== target) continue;
       if (rr.type === type && typeof rr.data === 'string' && isIP(rr.data) === (type === 'A' ? 4 : 6)) {
-        if (!addresses.includes(rr.data)) addresses.push(rr.data);
+        // dns-packet writes fd00:0:0:1::a as fd00::1:0:0:0:a: return the text a socket would show.
+        const address = canonicalIp(rr.data);
+        if (!addresses.includes(address)) addresses.push(address);
         ttl = Math.min(ttl, rr.ttl ?? 0);
       } else if (rr.type === 'CNAME' && typeof rr.data === 'string') {
         next = rr.data.toLowerCase().replace(/\.$/, '');
