@@ -6,7 +6,8 @@
  *   only if it comes from the server queried (the same address in whatever spelling, see
  *   {@link sameIp}), carries the ID and echoes the question. Malformed or mismatched datagrams are
  *   dropped and the wait goes on.
- * - TC set: the query is repeated over TCP to the same server.
+ * - TC set: the query is repeated over TCP to the same server. TC set on the TCP reply too (an answer over
+ *   64 KiB): the query fails with reason `truncated`, since the addresses are not all there.
  * - Addresses come back in canonical text ({@link canonicalIp}), the text sockets give a peer's address.
  * - NXDOMAIN and NODATA are answers (with their negative TTL from the SOA, RFC 2308); SERVFAIL, REFUSED,
  *   FORMERR, NOTIMP and timeouts move on to the next nameserver. Servers rotate from query to query.
@@ -59,7 +60,8 @@ const EDNS_PAYLOAD = 1232;
 
 class AttemptFailure extends Error {
   constructor(
-    readonly reason: DnsFailureReason | 'truncated',
+    /** `udp-truncated`: TC on a UDP reply, for the caller to ask again over TCP. */
+    readonly reason: DnsFailureReason | 'udp-truncated',
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -107,16 +109,18 @@ export class StubResolver {
         try {
           reply = await this.exchange('udp', server, name, type, options.signal);
         } catch (err) {
-          if (!(err instanceof AttemptFailure) || err.reason !== 'truncated') throw err;
+          if (!(err instanceof AttemptFailure) || err.reason !== 'udp-truncated') throw err;
           reply = await this.exchange('tcp', server, name, type, options.signal);
         }
         return interpret(reply, name, type, label);
       } catch (err) {
         if (!(err instanceof AttemptFailure)) throw err;
         last = err;
+        // Too big for any DNS message: another server holds the same records, so asking it is no use.
+        if (err.reason === 'truncated') break;
       }
     }
-    const reason = last?.reason === 'truncated' || last === undefined ? 'network' : last.reason;
+    const reason = last?.reason === 'udp-truncated' || last === undefined ? 'network' : last.reason;
     throw new DnsError(reason, `${name}.`, type, tried, last?.message ?? 'no attempt made', { cause: last });
   }
 
@@ -204,7 +208,7 @@ export class StubResolver {
             return;
           const reply = accept(buf);
           if (!reply) return;
-          if (reply.flag_tc) finish(new AttemptFailure('truncated', `truncated reply from ${label}`));
+          if (reply.flag_tc) finish(new AttemptFailure('udp-truncated', `truncated reply from ${label}`));
           else finish(undefined, reply);
         });
         socket.send(codec.encode(query), server.port, server.address);
@@ -229,12 +233,16 @@ export class StubResolver {
           const length = buffered.readUInt16BE(0);
           if (buffered.length < 2 + length) return;
           const reply = accept(buffered.subarray(2, 2 + length));
-          finish(
-            reply
-              ? undefined
-              : new AttemptFailure('network', `malformed or mismatched TCP reply from ${label}`),
-            reply,
-          );
+          if (!reply)
+            finish(new AttemptFailure('network', `malformed or mismatched TCP reply from ${label}`));
+          else if (reply.flag_tc) {
+            finish(
+              new AttemptFailure(
+                'truncated',
+                `the answer from ${label} did not fit even over TCP (TC set on the TCP reply: over the 64 KiB of a DNS message)`,
+              ),
+            );
+          } else finish(undefined, reply);
         });
         socket.on('end', () =>
           finish(new AttemptFailure('network', `TCP connection closed by ${label} before a reply`)),

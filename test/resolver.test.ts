@@ -85,6 +85,24 @@ describe('StubResolver', () => {
     expect(s.queries.map((q) => q.transport)).toEqual(['udp', 'tcp']);
   });
 
+  it('fails with reason truncated when the TCP reply is truncated too (an answer over 64 KiB)', async () => {
+    // A server whose answer does not fit in a 64 KiB DNS message sends what fits with TC set, over TCP too.
+    const some = Array.from({ length: 1000 }, (_, i) => `10.2.${i >> 8}.${i & 255}`);
+    const s = await dns((q) =>
+      q.transport === 'udp'
+        ? [reply(q, { tc: true })]
+        : [reply(q, { tc: true, answers: some.map((ip) => a(q.name, ip)) })],
+    );
+    const err = await resolverFor([s])
+      .query(NAME, 'A')
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DnsError);
+    expect(err).toMatchObject({ code: 'ERR_KUBEPEERS_DNS', reason: 'truncated', rrtype: 'A' });
+    expect((err as DnsError).message).toContain('did not fit even over TCP');
+    // The same records on every try: no use asking again.
+    expect(s.queries.map((q) => q.transport)).toEqual(['udp', 'tcp']);
+  });
+
   it('tells NXDOMAIN and NODATA apart and takes the negative TTL from the SOA (RFC 2308)', async () => {
     const s = await dns((q) =>
       q.name.startsWith('gone')
