@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DnsError, StubResolver } from '../src/index.js';
 import { a, aaaa, reply, soa, startFakeDns, type FakeDns, type Handler } from './helpers/fake-dns.js';
@@ -228,6 +229,7 @@ describe('StubResolver', () => {
     const setup =
       'ip link set lo up && ip addr add fe80::1/64 dev lo nodad && exec "$0" --input-type=module -e "$1"';
     const child = spawn('unshare', ['--net', 'sh', '-c', setup, process.execPath, script], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
