@@ -55,8 +55,17 @@ export class ConfigError extends KubepeersError {
   }
 }
 
-/** Why a DNS query failed after every nameserver and retry. */
-export type DnsFailureReason = 'timeout' | 'servfail' | 'refused' | 'formerr' | 'notimp' | 'network';
+/**
+ * Why a DNS query failed after every nameserver and retry:
+ * - `timeout`: no reply in time;
+ * - `servfail`, `refused`, `formerr`, `notimp`: the server answered with that rcode;
+ * - `network`: a socket error, or a TCP connection closed or answered with garbage;
+ * - `truncated`: the answer did not fit even over TCP (the server set TC on its TCP reply: more than a
+ *   DNS message's 64 KiB, about 4 000 IPv4 addresses). The addresses it carries are not all of them,
+ *   so the query fails rather than pass off a part as the whole.
+ */
+export type DnsFailureReason =
+  'timeout' | 'servfail' | 'refused' | 'formerr' | 'notimp' | 'network' | 'truncated';
 
 /** A DNS query that got no usable answer from any nameserver. NXDOMAIN and NODATA are answers, not errors. */
 export class DnsError extends KubepeersError {

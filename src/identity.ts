@@ -4,10 +4,11 @@
  * deterministic peer names built from them.
  */
 import { isIP } from 'node:net';
+import { canonicalIp } from './address.js';
 
 /** The pod's own line in `/etc/hosts`, as kubelet writes it for a pod with `hostname` and `subdomain`. */
 export interface HostsEntry {
-  /** Pod IP on that line. */
+  /** Pod IP on that line, in canonical text ({@link canonicalIp}). */
   address: string;
   /** `<svc>` from `<host>.<svc>.<ns>.svc.<domain>`, if the line has the long form. */
   subdomain?: string;
@@ -25,8 +26,8 @@ export function parseHosts(text: string, hostname: string): HostsEntry | undefin
   let short: HostsEntry | undefined;
   for (const raw of text.split('\n')) {
     const fields = raw.replace(/#.*/, '').trim().split(/\s+/);
-    const address = fields[0];
-    if (!address || fields.length < 2 || isIP(address) === 0) continue;
+    if (!fields[0] || fields.length < 2 || isIP(fields[0]) === 0) continue;
+    const address = canonicalIp(fields[0]);
     for (const name of fields.slice(1).map((n) => n.toLowerCase().replace(/\.$/, ''))) {
       if (name === host) {
         if (!short && !isLoopback(address)) short = { address };
@@ -48,13 +49,14 @@ export function parseHosts(text: string, hostname: string): HostsEntry | undefin
   return short;
 }
 
+/** `address` in canonical text. */
 function isLoopback(address: string): boolean {
   return address.startsWith('127.') || address === '::1';
 }
 
 /** What kubepeers uses from `/etc/resolv.conf`. */
 export interface ResolvConf {
-  /** `nameserver` lines in order, as written (IPv4 or IPv6 address). */
+  /** `nameserver` lines in order (IPv4 or IPv6 address, with its zone if any), in canonical text. */
   nameservers: string[];
   /** The last `search` (or `domain`) line's entries. */
   search: string[];
@@ -76,7 +78,7 @@ export function parseResolvConf(text: string): ResolvConf {
     if (key === 'nameserver' && rest[0]) {
       // Allow a zone index on link-local IPv6 (fe80::1%eth0) but keep only well-formed addresses.
       const address = rest[0];
-      if (isIP(address.replace(/%.*$/, '')) !== 0) nameservers.push(address);
+      if (isIP(address.replace(/%.*$/, '')) !== 0) nameservers.push(canonicalIp(address));
     } else if ((key === 'search' || key === 'domain') && rest.length > 0) {
       search = rest.map((d) => d.toLowerCase().replace(/\.$/, ''));
     }

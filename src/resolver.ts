@@ -3,9 +3,12 @@
  *
  * - Absolute names only: the name is sent as given, never walked through a search list.
  * - A fresh UDP socket (so a fresh OS-chosen source port) and a random 16-bit ID per query; a reply counts
- *   only if it comes from the server queried, carries the ID and echoes the question. Malformed or
- *   mismatched datagrams are dropped and the wait goes on.
- * - TC set: the query is repeated over TCP to the same server.
+ *   only if it comes from the server queried (the same address in whatever spelling, see
+ *   {@link sameIp}), carries the ID and echoes the question. Malformed or mismatched datagrams are
+ *   dropped and the wait goes on.
+ * - TC set: the query is repeated over TCP to the same server. TC set on the TCP reply too (an answer over
+ *   64 KiB): the query fails with reason `truncated`, since the addresses are not all there.
+ * - Addresses come back in canonical text ({@link canonicalIp}), the text sockets give a peer's address.
  * - NXDOMAIN and NODATA are answers (with their negative TTL from the SOA, RFC 2308); SERVFAIL, REFUSED,
  *   FORMERR, NOTIMP and timeouts move on to the next nameserver. Servers rotate from query to query.
  */
@@ -14,6 +17,7 @@ import { createSocket } from 'node:dgram';
 import { connect, isIP } from 'node:net';
 import { createRequire } from 'node:module';
 import type * as packet from 'dns-packet';
+import { canonicalIp, sameIp } from './address.js';
 import { DnsError, formatHostPort, type DnsFailureReason } from './errors.js';
 import type { Nameserver } from './options.js';
 
@@ -56,7 +60,8 @@ const EDNS_PAYLOAD = 1232;
 
 class AttemptFailure extends Error {
   constructor(
-    readonly reason: DnsFailureReason | 'truncated',
+    /** `udp-truncated`: TC on a UDP reply, for the caller to ask again over TCP. */
+    readonly reason: DnsFailureReason | 'udp-truncated',
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -74,7 +79,8 @@ export class StubResolver {
 
   constructor(options: ResolverOptions) {
     if (options.nameservers.length === 0) throw new TypeError('StubResolver needs at least one nameserver');
-    this.servers = options.nameservers;
+    // Canonical text: labels in answers and errors read the same whatever the configured spelling.
+    this.servers = options.nameservers.map((s) => ({ ...s, address: canonicalIp(s.address) }));
     this.timeoutMs = options.timeoutMs ?? 1000;
     this.attempts = options.attempts ?? 3;
   }
@@ -103,16 +109,18 @@ export class StubResolver {
         try {
           reply = await this.exchange('udp', server, name, type, options.signal);
         } catch (err) {
-          if (!(err instanceof AttemptFailure) || err.reason !== 'truncated') throw err;
+          if (!(err instanceof AttemptFailure) || err.reason !== 'udp-truncated') throw err;
           reply = await this.exchange('tcp', server, name, type, options.signal);
         }
         return interpret(reply, name, type, label);
       } catch (err) {
         if (!(err instanceof AttemptFailure)) throw err;
         last = err;
+        // Too big for any DNS message: another server holds the same records, so asking it is no use.
+        if (err.reason === 'truncated') break;
       }
     }
-    const reason = last?.reason === 'truncated' || last === undefined ? 'network' : last.reason;
+    const reason = last?.reason === 'udp-truncated' || last === undefined ? 'network' : last.reason;
     throw new DnsError(reason, `${name}.`, type, tried, last?.message ?? 'no attempt made', { cause: last });
   }
 
@@ -192,10 +200,15 @@ export class StubResolver {
           ),
         );
         socket.on('message', (buf, rinfo) => {
-          if (rinfo.port !== server.port || rinfo.address !== server.address.replace(/%.*$/, '')) return;
+          // Compared as addresses, not as text: the server may be configured as 0:0:0:0:0:0:0:1 or ::0001
+          // while the socket says ::1. The zone is left out: Node names it (fe80::1%eth0) where
+          // resolv.conf may give a number (fe80::1%2), and the socket only hears its own link's replies to
+          // a link-local destination anyway.
+          if (rinfo.port !== server.port || !sameIp(rinfo.address.replace(/%.*$/, ''), server.address))
+            return;
           const reply = accept(buf);
           if (!reply) return;
-          if (reply.flag_tc) finish(new AttemptFailure('truncated', `truncated reply from ${label}`));
+          if (reply.flag_tc) finish(new AttemptFailure('udp-truncated', `truncated reply from ${label}`));
           else finish(undefined, reply);
         });
         socket.send(codec.encode(query), server.port, server.address);
@@ -220,12 +233,16 @@ export class StubResolver {
           const length = buffered.readUInt16BE(0);
           if (buffered.length < 2 + length) return;
           const reply = accept(buffered.subarray(2, 2 + length));
-          finish(
-            reply
-              ? undefined
-              : new AttemptFailure('network', `malformed or mismatched TCP reply from ${label}`),
-            reply,
-          );
+          if (!reply)
+            finish(new AttemptFailure('network', `malformed or mismatched TCP reply from ${label}`));
+          else if (reply.flag_tc) {
+            finish(
+              new AttemptFailure(
+                'truncated',
+                `the answer from ${label} did not fit even over TCP (TC set on the TCP reply: over the 64 KiB of a DNS message)`,
+              ),
+            );
+          } else finish(undefined, reply);
         });
         socket.on('end', () =>
           finish(new AttemptFailure('network', `TCP connection closed by ${label} before a reply`)),
@@ -253,7 +270,9 @@ function interpret(reply: packet.DecodedPacket, name: string, type: AddressType,
       const owner = rr.name.toLowerCase().replace(/\.$/, '');
       if (owner !== target) continue;
       if (rr.type === type && typeof rr.data === 'string' && isIP(rr.data) === (type === 'A' ? 4 : 6)) {
-        if (!addresses.includes(rr.data)) addresses.push(rr.data);
+        // dns-packet writes fd00:0:0:1::a as fd00::1:0:0:0:a: return the text a socket would show.
+        const address = canonicalIp(rr.data);
+        if (!addresses.includes(address)) addresses.push(address);
         ttl = Math.min(ttl, rr.ttl ?? 0);
       } else if (rr.type === 'CNAME' && typeof rr.data === 'string') {
         next = rr.data.toLowerCase().replace(/\.$/, '');

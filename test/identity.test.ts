@@ -27,6 +27,18 @@ describe('parseHosts', () => {
     });
   });
 
+  it('returns the pod IP in canonical text, and knows loopback in any spelling', () => {
+    const text =
+      '0:0:0:0:0:0:0:1 job-0\n' +
+      'FD00:0010:0244:0001:0000:0000:0000:0007  job-0.svc.ns.svc.cluster.local  job-0\n' +
+      '::ffff:10.1.2.3 job-1\n';
+    expect(parseHosts(text, 'job-0')).toMatchObject({ address: 'fd00:10:244:1::7', subdomain: 'svc' });
+    expect(parseHosts('0:0:0:0:0:0:0:1 job-0\nfd00::1:0:0:0:a job-0\n', 'job-0')).toEqual({
+      address: 'fd00:0:0:1::a',
+    });
+    expect(parseHosts(text, 'job-1')).toEqual({ address: '10.1.2.3' });
+  });
+
   it('falls back to the short-name line of a pod without subdomain, ignoring loopback lines', () => {
     const text = '127.0.1.1 job-0\n10.1.2.3\tjob-0\n';
     expect(parseHosts(text, 'job-0')).toEqual({ address: '10.1.2.3' });
@@ -79,6 +91,22 @@ search ml.svc.corp.local
       namespace: 'ml',
       clusterDomain: 'corp.local',
     });
+  });
+
+  it('returns nameservers in canonical text, zones kept', () => {
+    const text = `nameserver FD00:0:0:0:0:0:0:A
+nameserver ::0001
+nameserver FE80::0:1%eth0
+nameserver fe80:0::1%2
+nameserver ::ffff:10.96.0.10
+`;
+    expect(parseResolvConf(text).nameservers).toEqual([
+      'fd00::a',
+      '::1',
+      'fe80::1%eth0',
+      'fe80::1%2',
+      '10.96.0.10',
+    ]);
   });
 
   it('has no namespace when dnsPolicy is Default (host resolv.conf)', () => {

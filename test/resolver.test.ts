@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DnsError, StubResolver } from '../src/index.js';
 import { a, aaaa, reply, soa, startFakeDns, type FakeDns, type Handler } from './helpers/fake-dns.js';
@@ -6,8 +8,8 @@ import { a, aaaa, reply, soa, startFakeDns, type FakeDns, type Handler } from '.
 const NAME = 'job-1.svc.ns.svc.cluster.local';
 const servers: FakeDns[] = [];
 
-async function dns(handler: Handler): Promise<FakeDns> {
-  const s = await startFakeDns(handler);
+async function dns(handler: Handler, address?: string): Promise<FakeDns> {
+  const s = await startFakeDns(handler, address);
   servers.push(s);
   return s;
 }
@@ -84,6 +86,24 @@ describe('StubResolver', () => {
     expect(s.queries.map((q) => q.transport)).toEqual(['udp', 'tcp']);
   });
 
+  it('fails with reason truncated when the TCP reply is truncated too (an answer over 64 KiB)', async () => {
+    // A server whose answer does not fit in a 64 KiB DNS message sends what fits with TC set, over TCP too.
+    const some = Array.from({ length: 1000 }, (_, i) => `10.2.${i >> 8}.${i & 255}`);
+    const s = await dns((q) =>
+      q.transport === 'udp'
+        ? [reply(q, { tc: true })]
+        : [reply(q, { tc: true, answers: some.map((ip) => a(q.name, ip)) })],
+    );
+    const err = await resolverFor([s])
+      .query(NAME, 'A')
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DnsError);
+    expect(err).toMatchObject({ code: 'ERR_KUBEPEERS_DNS', reason: 'truncated', rrtype: 'A' });
+    expect((err as DnsError).message).toContain('did not fit even over TCP');
+    // The same records on every try: no use asking again.
+    expect(s.queries.map((q) => q.transport)).toEqual(['udp', 'tcp']);
+  });
+
   it('tells NXDOMAIN and NODATA apart and takes the negative TTL from the SOA (RFC 2308)', async () => {
     const s = await dns((q) =>
       q.name.startsWith('gone')
@@ -141,6 +161,87 @@ describe('StubResolver', () => {
       status: 'ok',
       addresses: ['fd00::7'],
       ttl: 4,
+    });
+  });
+
+  it('returns AAAA addresses in canonical text, as sockets print them', async () => {
+    // dns-packet decodes fd00:0:0:1::a as fd00::1:0:0:0:a and ::ffff:10.0.0.5 as ::ffff:a00:5.
+    const s = await dns((q) => [
+      reply(q, {
+        answers: [
+          aaaa(q.name, 'fd00:0:0:1::a'),
+          aaaa(q.name, '2001:db8:0:0:1:0:0:1'),
+          aaaa(q.name, 'FD00:0000:0000:0001:0000:0000:0000:000A'), // the first one again
+          aaaa(q.name, '::ffff:10.0.0.5'),
+        ],
+      }),
+    ]);
+    expect(await resolverFor([s]).query(NAME, 'AAAA')).toMatchObject({
+      status: 'ok',
+      addresses: ['fd00:0:0:1::a', '2001:db8::1:0:0:1', '10.0.0.5'],
+    });
+  });
+
+  it('accepts the replies of a nameserver on ::1 written in any IPv6 spelling', async () => {
+    const s = await dns((q) => [reply(q, { answers: [a(q.name, '10.0.0.6')] })], '::1');
+    for (const address of ['::1', '0:0:0:0:0:0:0:1', '::0001', '0000:0000:0000:0000:0000:0000:0000:0001']) {
+      const r = new StubResolver({ nameservers: [{ address, port: s.port }], timeoutMs: 300, attempts: 1 });
+      expect(await r.query(NAME, 'A'), address).toMatchObject({
+        status: 'ok',
+        addresses: ['10.0.0.6'],
+        server: `[::1]:${s.port}`,
+      });
+    }
+    expect(s.queries.length).toBe(4);
+  });
+
+  it('accepts the replies of a nameserver at an IPv4-mapped IPv6 address', async () => {
+    const s = await dns((q) => [reply(q, { answers: [a(q.name, '10.0.0.7')] })]);
+    for (const address of ['::ffff:127.0.0.1', '::FFFF:7F00:1', '0:0:0:0:0:ffff:127.0.0.1']) {
+      const r = new StubResolver({ nameservers: [{ address, port: s.port }], timeoutMs: 300, attempts: 1 });
+      expect(await r.query(NAME, 'A'), address).toMatchObject({ status: 'ok', addresses: ['10.0.0.7'] });
+    }
+  });
+
+  it('accepts the replies of a link-local nameserver with a zone, named or numbered', async () => {
+    // In a network namespace of its own, where lo also has fe80::1: Node prints the peer as fe80::1%lo.
+    // Runs the built resolver (dist/) in a child process, since only that process is in the namespace.
+    const script = `
+      import { createRequire } from 'node:module';
+      import { createSocket } from 'node:dgram';
+      const { StubResolver } = await import(process.cwd() + '/dist/resolver.js');
+      const dns = createRequire(process.cwd() + '/package.json')('dns-packet');
+      const srv = createSocket('udp6');
+      srv.on('message', (buf, rinfo) => {
+        const q = dns.decode(buf);
+        srv.send(dns.encode({ type: 'response', id: q.id, flags: 0, questions: q.questions,
+          answers: [{ type: 'A', name: q.questions[0].name, ttl: 5, data: '10.0.0.8' }] }), rinfo.port, rinfo.address);
+      });
+      await new Promise((r) => srv.bind(0, 'fe80::1%lo', r));
+      const out = {};
+      for (const address of ['fe80::1%lo', 'FE80:0:0:0:0:0:0:1%lo', 'fe80::1%1']) {
+        const r = new StubResolver({ nameservers: [{ address, port: srv.address().port }], timeoutMs: 500, attempts: 1 });
+        out[address] = await r.query('a.example.', 'A').then((x) => x.addresses.join(), (e) => e.reason);
+      }
+      srv.close();
+      console.log(JSON.stringify(out));
+    `;
+    const setup =
+      'ip link set lo up && ip addr add fe80::1/64 dev lo nodad && exec "$0" --input-type=module -e "$1"';
+    const child = spawn('unshare', ['--net', 'sh', '-c', setup, process.execPath, script], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(stdout)).toEqual({
+      'fe80::1%lo': '10.0.0.8',
+      'FE80:0:0:0:0:0:0:1%lo': '10.0.0.8',
+      'fe80::1%1': '10.0.0.8',
     });
   });
 
