@@ -107,13 +107,41 @@ export interface ReleaseMessage {
   t: 'release';
   roster: string;
 }
+/**
+ * Coordinator to member: members listed in the Service, by index and address (the coordinator learned
+ * the index in a handshake with that address). Evidence that their names exist; in a mesh, who to check.
+ */
+export interface PeersMessage {
+  t: 'peers';
+  p: [index: number, address: string][];
+}
+/**
+ * Member to coordinator: the member has verified everyone it checks; `d` is the digest of what it
+ * verified (index, instance, address of each, and its own index and instance). `d: ''`: no longer.
+ */
+export interface DoneMessage {
+  t: 'done';
+  d: string;
+}
+/** Member to coordinator: the release arrived. */
+export interface AckMessage {
+  t: 'ack';
+}
 /** The sender is closing this connection on purpose (it was released, timed out or aborted). */
 export interface ByeMessage {
   t: 'bye';
   reason: 'released' | 'timeout' | 'aborted';
 }
 export type ControlMessage =
-  VerifiedMessage | AddressesMessage | ParkMessage | RetryMessage | ReleaseMessage | ByeMessage;
+  | VerifiedMessage
+  | AddressesMessage
+  | ParkMessage
+  | RetryMessage
+  | ReleaseMessage
+  | ByeMessage
+  | PeersMessage
+  | DoneMessage
+  | AckMessage;
 export type Message = HelloMessage | WelcomeMessage | RejectMessage | ConfirmMessage | ControlMessage;
 
 /** A decoded frame: a JSON object, not yet checked against any message type. */
@@ -139,6 +167,20 @@ export function parseControl(frame: Frame): ControlMessage | undefined {
       return finite(frame.ms) ? { t: frame.t, ms: frame.ms } : undefined;
     case 'release':
       return typeof frame.roster === 'string' ? { t: 'release', roster: frame.roster } : undefined;
+    case 'peers':
+      return Array.isArray(frame.p)
+        ? {
+            t: 'peers',
+            p: frame.p.filter(
+              (e): e is [number, string] =>
+                Array.isArray(e) && Number.isInteger(e[0]) && typeof e[1] === 'string' && e[1].length <= 64,
+            ),
+          }
+        : undefined;
+    case 'done':
+      return typeof frame.d === 'string' && frame.d.length <= 128 ? { t: 'done', d: frame.d } : undefined;
+    case 'ack':
+      return { t: 'ack' };
     case 'bye':
       return typeof frame.reason === 'string' && BYE_REASONS.has(frame.reason)
         ? { t: 'bye', reason: frame.reason as ByeMessage['reason'] }

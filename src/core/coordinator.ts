@@ -1,0 +1,379 @@
+/**
+ * The coordinator's role, without I/O. **Discovery**: it polls the Service (the addresses of the Ready
+ * members), connects to each new address (the handshake names its owner) and tells the members what it
+ * learned (`peers`). **Verification**: it checks every member's name against the address of its
+ * authenticated connection, asking for a name only once the Service listed the member (so no cache in
+ * between keeps an early NXDOMAIN). **Release decision**: when every member is verified and has reported
+ * `done` with the view the coordinator expects of it, it releases everyone with its roster and delivers
+ * it until each member acknowledged it. See docs/protocol.md.
+ */
+import type { MissingPeer } from '../errors.js';
+import { Pod, viewDigest, type Conn, type PodConfig, type Target } from './pod.js';
+import type { DnsResult } from './types.js';
+import { packAddresses, type ControlMessage } from './wire.js';
+
+/** Member connections a star coordinator holds at once; more are parked (told to check in later). */
+export const MAX_HELD = 256;
+
+export class Coordinator extends Pod {
+  private readonly members: (Target | undefined)[];
+  /** The Service's last answer. */
+  private service = new Set<string>();
+  /** Whose address is whose, from handshakes. */
+  private readonly owner = new Map<string, number>();
+  private readonly probing = new Set<string>();
+  /** Addresses that did not answer as a member, and until when they are left alone. */
+  private readonly badUntil = new Map<string, number>();
+  private serviceFailures = 0;
+  /** The Service answer did not fit even over TCP (tens of thousands of pods): members come to us. */
+  private serviceTooBig = false;
+  /** Our own address is in the Service: our name resolves. */
+  private named = false;
+  private readonly done = new Map<number, string>();
+  /** `peers` entries to tell every member (mesh), batched until the end of the input. */
+  private readonly announce: [number, string][] = [];
+  private readonly announced: [number, string][] = [];
+  private roster: string[] = [];
+  private releaseFrame = '';
+  private readonly delivered = new Set<number>();
+  /** Connections on which the current release frame was sent. */
+  private readonly sentOn = new WeakSet<Conn>();
+  private held = 0;
+  private lastReady = -1;
+  private verifiedCount = 0;
+  private doneCount = 0;
+
+  constructor(config: PodConfig) {
+    super(config);
+    this.members = config.names.map((_, k) => (k === config.index ? undefined : this.newTarget(k)));
+  }
+
+  private get mesh(): boolean {
+    return this.config.scope.topology === 'mesh';
+  }
+
+  start(now: number): void {
+    this.now = now;
+    this.timers.set('poll', now);
+    this.progress();
+  }
+
+  // ---- discovery ----
+
+  private pollService(): void {
+    if (this.released) return;
+    this.query(this.config.service, (r) => this.onService(r));
+  }
+
+  private onService(r: DnsResult): void {
+    if (this.released || this.stopped) return;
+    if (r.status === 'error') {
+      this.serviceFailures++;
+      if (r.truncated) this.serviceTooBig = true;
+      // Members come to us meanwhile; their names are asked for without the Service's evidence.
+      for (const t of this.targets()) this.recheck(t);
+      this.timers.set(
+        'poll',
+        this.now + (r.truncated ? this.config.retryMaxMs : this.backoff(this.serviceFailures)),
+      );
+      return;
+    }
+    this.serviceFailures = 0;
+    this.serviceTooBig = false;
+    this.service = new Set(r.status === 'ok' ? r.addresses : []);
+    for (const address of this.service) {
+      if (address === this.config.selfAddress) {
+        if (!this.named) {
+          this.named = true;
+          this.tell(this.config.index, address);
+        }
+        continue;
+      }
+      const k = this.owner.get(address);
+      if (k !== undefined) {
+        const t = this.members[k]!;
+        if (!t.evidence.has(address)) {
+          t.evidence.add(address);
+          if (this.mesh) this.tell(k, address);
+          this.recheck(t);
+        }
+      } else if (!this.probing.has(address) && (this.badUntil.get(address) ?? 0) <= this.now) {
+        this.probe(address);
+      }
+    }
+    this.schedulePoll();
+  }
+
+  private schedulePoll(): void {
+    if (this.released || this.timers.has('poll')) return;
+    if (this.targets().every((t) => t.verified !== undefined)) return;
+    const { pollMs, random } = this.config;
+    this.timers.set('poll', this.now + pollMs * (2 / 3 + (2 / 3) * random()));
+  }
+
+  /** Connects to an address the Service lists, to learn whose it is. */
+  private probe(address: string): void {
+    if (!this.mesh && this.held >= MAX_HELD) return; // next poll, once there is room
+    this.probing.add(address);
+    this.connect(address, -1, () => {
+      this.probing.delete(address);
+      this.badUntil.set(address, this.now + this.backoff(0));
+    });
+  }
+
+  /** Queues a `peers` entry for every member (mesh), or our own for the star's members. */
+  private tell(k: number, address: string): void {
+    this.announce.push([k, address]);
+  }
+
+  protected override afterInput(): void {
+    if (this.announce.length === 0) return;
+    const fresh = this.announce.splice(0);
+    this.announced.push(...fresh);
+    const entries = this.mesh ? fresh : fresh.filter(([k]) => k === this.config.index);
+    if (entries.length === 0) return;
+    for (const t of this.targets()) if (t.conn) this.send(t.conn, { t: 'peers', p: entries });
+  }
+
+  /** What a member that just connected needs to know. */
+  private introduce(conn: Conn): void {
+    const self = this.config.index;
+    const entries = this.mesh ? this.announced : this.announced.filter(([k]) => k === self);
+    if (entries.length > 0) this.send(conn, { t: 'peers', p: entries });
+  }
+
+  // ---- verification ----
+
+  protected targetOf(k: number): Target | undefined {
+    return this.members[k];
+  }
+
+  private targets(): Target[] {
+    return this.members.filter((t): t is Target => t !== undefined);
+  }
+
+  protected onPeer(conn: Conn): void {
+    this.probing.delete(conn.remote);
+    const k = conn.peer!.peerIndex;
+    const t = this.members[k];
+    if (!t) {
+      this.close(conn);
+      return;
+    }
+    this.owner.set(conn.remote, k);
+    if (this.service.has(conn.remote) && !t.evidence.has(conn.remote)) {
+      t.evidence.add(conn.remote);
+      if (this.mesh) this.tell(k, conn.remote);
+    }
+    const wasVerified = t.verified !== undefined;
+    const before = t.instance;
+    this.attach(t, conn);
+    if (t.conn !== conn) return; // a duplicate of a connection we keep
+    if (before !== t.instance && wasVerified) this.unverified(t);
+    if (!this.mesh && t.verified === undefined && this.held >= MAX_HELD) {
+      // Too many at once: come back later, spread out.
+      t.conn = undefined;
+      const ms = this.config.retryMinMs + this.config.random() * this.config.scope.size * 0.5;
+      this.send(conn, { t: 'retry', ms: Math.round(ms) });
+      this.close(conn);
+      return;
+    }
+    this.held++;
+    this.introduce(conn);
+    this.recheck(t);
+  }
+
+  protected recheck(t: Target): void {
+    if (this.stopped) return;
+    const wasVerified = t.verified !== undefined;
+    const verified = this.check(t, this.serviceTooBig || this.serviceFailures > 0 || this.released);
+    if (verified && !wasVerified) this.verifiedCount++;
+    if (!verified && !t.conn && !t.connecting && t.notBefore <= this.now) {
+      // We lost it (or never had it) but know where it was listed: go and look.
+      const address = [...t.evidence].find((a) => this.owner.get(a) === t.index) ?? t.addresses[0];
+      if (address !== undefined && !this.probing.has(address)) {
+        t.connecting = true;
+        this.connect(address, t.index, (reason, detail) => {
+          t.connecting = false;
+          t.failures++;
+          t.why = { reason, detail };
+          t.notBefore = this.now + this.backoff(t.failures);
+          this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
+        });
+      }
+    }
+    if (t.conn && t.connecting && t.conn.peer) t.connecting = false;
+    if (verified && this.released) this.deliver(t);
+    this.maybePark(t);
+    this.maybeRelease();
+    this.progress();
+  }
+
+  private unverified(t: Target): void {
+    this.verifiedCount--;
+    if (this.done.delete(t.index)) this.doneCount--;
+  }
+
+  protected onMessage(conn: Conn, message: ControlMessage): void {
+    const k = conn.peer!.peerIndex;
+    const t = this.members[k];
+    if (!t || t.conn !== conn) return;
+    if (message.t === 'done') {
+      const had = this.done.has(k);
+      if (message.d === '') {
+        if (had) this.doneCount--;
+        this.done.delete(k);
+      } else {
+        if (!had) this.doneCount++;
+        this.done.set(k, message.d);
+      }
+      this.maybePark(t);
+      this.maybeRelease();
+      this.progress();
+    } else if (message.t === 'ack') {
+      this.delivered.add(k);
+    }
+  }
+
+  protected onPeerClosed(conn: Conn): void {
+    const t = this.members[conn.peer!.peerIndex];
+    if (!t || t.conn !== conn) return;
+    this.held--;
+    if (conn.bye === 'released' || (this.released && this.delivered.has(t.index))) {
+      t.conn = undefined;
+      return;
+    }
+    if (t.verified !== undefined) this.unverified(t);
+    this.detach(t, conn);
+    if (this.released && !this.delivered.has(t.index)) {
+      // It may have missed the release: push it to its responder.
+      t.notBefore = this.now + this.backoff(t.failures++);
+      this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
+    }
+    this.recheck(t);
+  }
+
+  protected onTimer(key: string): void {
+    if (key === 'poll') this.pollService();
+    else this.onTimerAsk(key);
+  }
+
+  protected override onAnswer(t: Target, r: DnsResult): void {
+    if (r.status === 'ok') for (const a of r.addresses) if (!this.owner.has(a)) this.owner.set(a, t.index);
+    this.recheck(t);
+  }
+
+  /** A star member verified and done, beyond what we hold: hang up; it checks in again later. */
+  private maybePark(t: Target): void {
+    if (this.mesh || !t.conn || this.released || this.held <= MAX_HELD) return;
+    if (t.verified === undefined || this.done.get(t.index) !== this.expected(t.index)) return;
+    const ms = Math.max(this.config.retryMaxMs, 2 * this.config.scope.size);
+    this.send(t.conn, { t: 'park', ms: Math.round(ms * (0.5 + this.config.random())) });
+    this.close(t.conn);
+    t.conn = undefined;
+    this.held--;
+  }
+
+  // ---- release ----
+
+  /** The view member `k` must report: what it checks, as we verified it, and itself. */
+  private expected(k: number): string {
+    const entries: [number, string, string][] = [];
+    const self = this.config.index;
+    entries.push([self, this.config.instance, '']);
+    const me = this.members[k]!;
+    entries.push([k, me.instance ?? '', '']);
+    if (this.mesh)
+      for (const t of this.targets())
+        if (t.index !== k) entries.push([t.index, t.instance ?? '', t.verified ?? '']);
+    return viewDigest(entries);
+  }
+
+  private maybeRelease(): void {
+    if (this.released || this.stopped) return;
+    const members = this.targets();
+    if (this.verifiedCount < members.length || this.doneCount < members.length) return;
+    for (const t of members)
+      if (t.verified === undefined || this.done.get(t.index) !== this.expected(t.index)) return;
+    this.released = true;
+    this.timers.clear('poll');
+    this.roster = this.config.names.map((_, k) =>
+      k === this.config.index ? this.config.selfAddress : this.members[k]!.verified!,
+    );
+    this.releaseFrame = '';
+    this.out.push({ type: 'released', roster: [...this.roster] });
+    for (const t of members) this.deliver(t);
+  }
+
+  /** Sends the release to `t`: on its connection, or by connecting to its responder. */
+  private deliver(t: Target): void {
+    if (this.delivered.has(t.index) || t.verified === undefined) return;
+    if (this.roster[t.index] !== t.verified) {
+      // A member that restarted after the release: the roster gets its new address.
+      this.roster[t.index] = t.verified;
+      this.releaseFrame = '';
+    }
+    if (t.conn) {
+      if (this.sentOn.has(t.conn)) return;
+      this.releaseFrame ||= JSON.stringify({ t: 'release', roster: packAddresses(this.roster) }) + '\n';
+      this.send(t.conn, this.releaseFrame);
+      this.sentOn.add(t.conn);
+      if (this.config.faults?.has('release-without-ack')) this.delivered.add(t.index);
+    } else if (!t.connecting && t.notBefore <= this.now) {
+      t.connecting = true;
+      this.connect(t.verified, t.index, (reason, detail) => {
+        t.connecting = false;
+        t.why = { reason, detail };
+        t.notBefore = this.now + this.backoff(t.failures++);
+        this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
+      });
+    }
+  }
+
+  // ---- reports ----
+
+  private progress(): void {
+    if (this.released || this.stopped) return;
+    let ready = 0;
+    for (const t of this.targets()) if (t.verified !== undefined && this.done.has(t.index)) ready++;
+    if (ready === this.lastReady) return;
+    this.lastReady = ready;
+    const total = this.config.scope.size - 1;
+    // The list is built only when the count changed: O(N) per change, not per event.
+    const missing = this.targets()
+      .filter((t) => t.verified === undefined || !this.done.has(t.index))
+      .map((t) => t.index);
+    this.out.push({ type: 'progress', ready, total, missing });
+  }
+
+  missing(): MissingPeer[] {
+    const list: MissingPeer[] = [];
+    for (const t of this.targets()) {
+      if (t.verified !== undefined && this.done.get(t.index) === this.expected(t.index)) continue;
+      if (t.verified !== undefined) {
+        list.push({
+          index: t.index,
+          fqdn: t.name,
+          reason: 'unconfirmed',
+          detail: this.mesh
+            ? 'verified here, but it has not verified every other member yet (see its own log)'
+            : 'verified here, but it has not verified the coordinator yet (see its own log)',
+        });
+      } else {
+        list.push({
+          index: t.index,
+          fqdn: t.name,
+          ...(t.why ?? {
+            reason: 'not-seen',
+            detail: t.conn
+              ? `connected from ${t.conn.remote}, which is not in ${this.config.service} yet`
+              : `its address never showed up in ${this.config.service}`,
+          }),
+        });
+      }
+    }
+    return list.sort(
+      (a, b) => Number(a.reason === 'gave-up') - Number(b.reason === 'gave-up') || a.index - b.index,
+    );
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * A member's role, without I/O. **Discovery**: it asks for the coordinator's name once at start (and
+ * again when a negative answer's TTL runs out while nobody contacted it); otherwise it learns addresses
+ * from the coordinator (`peers`). **Verification**: in a star it checks the coordinator; in a mesh every
+ * other member, asking each name only on the coordinator's evidence. It reports `done` with the digest
+ * of what it verified, and is released only by a `release` from the coordinator instance it verified.
+ * See docs/protocol.md.
+ */
+import type { MissingPeer } from '../errors.js';
+import { Pod, viewDigest, type Conn, type PodConfig, type Target } from './pod.js';
+import type { DnsResult } from './types.js';
+import { unpackAddresses, type ControlMessage } from './wire.js';
+
+export class Member extends Pod {
+  /** Whom this member checks, by index: the coordinator (star), or every other member (mesh). */
+  private readonly targets = new Map<number, Target>();
+  private readonly coordinator: Target;
+  /** Whether the coordinator's name may be asked without evidence (at start, and after a negative TTL). */
+  private askCoordinator = true;
+  private fallbacks = 0;
+  private sentDone = '';
+  private lastReady = -1;
+
+  constructor(config: PodConfig) {
+    super(config);
+    const mesh = config.scope.topology === 'mesh';
+    for (let k = 0; k < config.scope.size; k++)
+      if (k !== config.index && (mesh || k === config.coordinator)) this.targets.set(k, this.newTarget(k));
+    this.coordinator = this.targets.get(config.coordinator)!;
+  }
+
+  start(now: number): void {
+    this.now = now;
+    this.recheck(this.coordinator);
+    this.progress();
+  }
+
+  protected targetOf(k: number): Target | undefined {
+    return this.targets.get(k);
+  }
+
+  protected recheck(t: Target): void {
+    if (this.stopped || this.released) return;
+    const isCoordinator = t === this.coordinator;
+    const verified = this.check(t, isCoordinator && this.askCoordinator);
+    if (!verified && !t.conn && !t.connecting && this.mayConnect(t) && t.notBefore <= this.now) {
+      const address = t.addresses[0] ?? [...t.evidence][0];
+      if (address !== undefined) {
+        t.connecting = true;
+        this.connect(address, t.index, (reason, detail) => {
+          t.connecting = false;
+          t.failures++;
+          t.why = { reason, detail };
+          t.notBefore = this.now + this.backoff(t.failures);
+          this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
+        });
+      }
+    }
+    if (isCoordinator && verified && !t.conn && !t.connecting && this.sentDone !== this.digest()) {
+      // Parked, or the coordinator's connection dropped while we have news for it: go and tell it.
+      const address = t.verified!;
+      t.connecting = true;
+      this.connect(address, t.index, () => {
+        t.connecting = false;
+        t.notBefore = this.now + this.backoff(t.failures++);
+        this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
+      });
+    }
+    this.maybeDone();
+    this.progress();
+  }
+
+  /**
+   * Who opens the connection of a pair: a member connects to the coordinator when it has no connection
+   * with it; of two members, the higher index connects to the lower.
+   */
+  private mayConnect(t: Target): boolean {
+    return t === this.coordinator || this.config.index > t.index;
+  }
+
+  protected override onAnswer(t: Target, r: DnsResult): void {
+    if (t === this.coordinator && this.askCoordinator && r.status !== 'ok' && !t.conn) {
+      // Nobody has contacted us yet: ask the coordinator's name again when this answer expires.
+      this.askCoordinator = false;
+      const wait = Math.max(t.negativeUntil - this.now, this.backoff(this.fallbacks++));
+      this.timers.set('fallback', this.now + Math.min(wait, this.config.retryMaxMs));
+    } else if (t === this.coordinator && r.status === 'ok') {
+      this.askCoordinator = false;
+    }
+    this.recheck(t);
+  }
+
+  protected onPeer(conn: Conn): void {
+    const t = this.targets.get(conn.peer!.peerIndex);
+    if (!t) {
+      this.close(conn);
+      return;
+    }
+    this.attach(t, conn);
+    if (t.conn !== conn) return;
+    t.connecting = false;
+    if (t === this.coordinator) {
+      this.timers.clear('fallback');
+      // A new connection with the coordinator: tell it where we are, whatever it knew.
+      this.sentDone = '';
+    }
+    this.recheck(t);
+  }
+
+  protected onMessage(conn: Conn, message: ControlMessage): void {
+    const c = this.coordinator;
+    if (c.conn !== conn) return; // only the coordinator speaks to members after the handshake
+    switch (message.t) {
+      case 'peers':
+        for (const [k, address] of message.p) {
+          const t = this.targets.get(k);
+          if (!t || t.evidence.has(address)) continue;
+          t.evidence.add(address);
+          this.recheck(t);
+        }
+        break;
+      case 'release':
+        this.onRelease(conn, message.roster);
+        break;
+      case 'park':
+        // Admitted; the coordinator holds too many connections. It pushes the release to our responder.
+        this.close(conn);
+        c.conn = undefined;
+        this.timers.set('checkin', this.now + message.ms);
+        break;
+      case 'retry':
+        this.close(conn);
+        c.conn = undefined;
+        c.notBefore = this.now + message.ms;
+        this.timers.setEarliest(`ask:${c.index}`, c.notBefore);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onRelease(conn: Conn, packed: string): void {
+    const c = this.coordinator;
+    // Only from the coordinator instance we verified (its name resolved to that connection's address).
+    if (c.verified === undefined || conn.peer!.peerInstance !== c.instance) return;
+    const roster = unpackAddresses(packed, this.config.scope.size);
+    if (!roster) return;
+    if (roster[c.index] === '') roster[c.index] = c.verified;
+    this.send(conn, { t: 'ack' });
+    this.released = true;
+    this.timers.clearAll();
+    this.out.push({ type: 'released', roster });
+    for (const t of this.targets.values()) if (t.conn) this.close(t.conn, 'released');
+  }
+
+  protected onPeerClosed(conn: Conn): void {
+    const t = this.targets.get(conn.peer!.peerIndex);
+    if (!t || t.conn !== conn) return;
+    if (conn.bye === 'released') {
+      // It passed: it needs nothing more from us, nor we from it (the coordinator's view has it).
+      t.conn = undefined;
+    } else {
+      this.detach(t, conn);
+      if (t === this.coordinator) {
+        this.sentDone = '';
+        t.notBefore = this.now + this.backoff(t.failures++);
+        this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
+      }
+    }
+    this.recheck(t);
+  }
+
+  protected onTimer(key: string): void {
+    if (key === 'fallback' || key === 'checkin') {
+      const c = this.coordinator;
+      if (!c.conn) {
+        if (key === 'fallback') this.askCoordinator = true;
+        if (key === 'checkin') this.sentDone = '';
+        this.recheck(c);
+      }
+      return;
+    }
+    this.onTimerAsk(key);
+  }
+
+  // ---- reporting to the coordinator ----
+
+  private digest(): string {
+    const entries: [number, string, string][] = [[this.config.index, this.config.instance, '']];
+    for (const t of this.targets.values()) {
+      if (t.verified === undefined) return '';
+      entries.push([t.index, t.instance ?? '', t === this.coordinator ? '' : t.verified]);
+    }
+    return viewDigest(entries);
+  }
+
+  private maybeDone(): void {
+    const c = this.coordinator;
+    const d = this.digest();
+    if (d === this.sentDone || !c.conn) return;
+    this.send(c.conn, { t: 'done', d });
+    this.sentDone = d;
+  }
+
+  private progress(): void {
+    if (this.released || this.stopped) return;
+    let ready = 0;
+    for (const t of this.targets.values()) if (t.verified !== undefined) ready++;
+    if (ready === this.lastReady) return;
+    this.lastReady = ready;
+    const missing = [...this.targets.values()].filter((t) => t.verified === undefined).map((t) => t.index);
+    this.out.push({ type: 'progress', ready, total: this.targets.size, missing });
+  }
+
+  missing(): MissingPeer[] {
+    const list: MissingPeer[] = [];
+    for (const t of this.targets.values()) {
+      if (t.verified !== undefined) continue;
+      list.push({
+        index: t.index,
+        fqdn: t.name,
+        ...(t.why ?? {
+          reason: 'not-seen',
+          detail:
+            t === this.coordinator
+              ? 'the coordinator has not contacted us and its name does not resolve yet'
+              : 'the coordinator has not seen it in the Service yet',
+        }),
+      });
+    }
+    if (list.length === 0) {
+      const c = this.coordinator;
+      list.push({
+        index: c.index,
+        fqdn: c.name,
+        reason: 'unconfirmed',
+        detail:
+          'verified, but the coordinator has not released the job yet (it waits for other members: see its log)',
+      });
+    }
+    return list.sort(
+      (a, b) => Number(a.reason === 'gave-up') - Number(b.reason === 'gave-up') || a.index - b.index,
+    );
+  }
+}
