@@ -124,8 +124,8 @@ const FLAGS: Flag[] = [
     name: 'poll-interval',
     env: ENV.pollIntervalMs,
     kind: 'duration',
-    default: 'size x 10ms in [250ms, 5s]',
-    help: 'mean interval of Service polls',
+    default: 'size / 5 ms in [10ms, 2s]',
+    help: "mean interval of the coordinator's Service polls",
     library: 'pollIntervalMs',
   },
   {

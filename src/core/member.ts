@@ -7,9 +7,9 @@
  * See docs/protocol.md.
  */
 import type { MissingPeer } from '../errors.js';
-import { Pod, viewDigest, type Conn, type PodConfig, type Target } from './pod.js';
+import { byCause, Pod, viewDigest, type Conn, type PodConfig, type Target } from './pod.js';
 import type { DnsResult } from './types.js';
-import { unpackAddresses, type ControlMessage } from './wire.js';
+import { packAddresses, unpackAddresses, type ControlMessage } from './wire.js';
 
 export class Member extends Pod {
   /** Whom this member checks, by index: the coordinator (star), or every other member (mesh). */
@@ -19,6 +19,8 @@ export class Member extends Pod {
   private askCoordinator = true;
   private fallbacks = 0;
   private sentDone = '';
+  /** The coordinator told us the Service lists our own address. */
+  private seen = false;
   private lastReady = -1;
 
   constructor(config: PodConfig) {
@@ -46,25 +48,12 @@ export class Member extends Pod {
     if (!verified && !t.conn && !t.connecting && this.mayConnect(t) && t.notBefore <= this.now) {
       const address = t.addresses[0] ?? [...t.evidence][0];
       if (address !== undefined) {
-        t.connecting = true;
-        this.connect(address, t.index, (reason, detail) => {
-          t.connecting = false;
-          t.failures++;
-          t.why = { reason, detail };
-          t.notBefore = this.now + this.backoff(t.failures);
-          this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
-        });
+        this.connectTarget(t, address);
       }
     }
     if (isCoordinator && verified && !t.conn && !t.connecting && this.sentDone !== this.digest()) {
       // Parked, or the coordinator's connection dropped while we have news for it: go and tell it.
-      const address = t.verified!;
-      t.connecting = true;
-      this.connect(address, t.index, () => {
-        t.connecting = false;
-        t.notBefore = this.now + this.backoff(t.failures++);
-        this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
-      });
+      this.connectTarget(t, t.verified!);
     }
     this.maybeDone();
     this.progress();
@@ -90,7 +79,17 @@ export class Member extends Pod {
     this.recheck(t);
   }
 
+  /** Our roster once released, offered to a coordinator that restarted after the release. */
+  private roster: string[] | undefined;
+
   protected onPeer(conn: Conn): void {
+    if (this.released) {
+      // A coordinator instance that does not know the release (it restarted): it may take our roster once
+      // it has verified us.
+      if (conn.peer!.peerIndex === this.coordinator.index && this.roster)
+        this.send(conn, { t: 'release', roster: packAddresses(this.roster) });
+      return;
+    }
     const t = this.targets.get(conn.peer!.peerIndex);
     if (!t) {
       this.close(conn);
@@ -113,10 +112,9 @@ export class Member extends Pod {
     switch (message.t) {
       case 'peers':
         for (const [k, address] of message.p) {
+          if (k === this.config.index) this.seen = true;
           const t = this.targets.get(k);
-          if (!t || t.evidence.has(address)) continue;
-          t.evidence.add(address);
-          this.recheck(t);
+          if (t && this.addEvidence(t, address)) this.recheck(t);
         }
         break;
       case 'release':
@@ -147,7 +145,10 @@ export class Member extends Pod {
     if (!roster) return;
     if (roster[c.index] === '') roster[c.index] = c.verified;
     this.send(conn, { t: 'ack' });
+    const total = this.targets.size;
+    this.out.push({ type: 'progress', ready: total, total, missing: [] });
     this.released = true;
+    this.roster = roster;
     this.timers.clearAll();
     this.out.push({ type: 'released', roster });
     for (const t of this.targets.values()) if (t.conn) this.close(t.conn, 'released');
@@ -212,21 +213,31 @@ export class Member extends Pod {
     this.out.push({ type: 'progress', ready, total: this.targets.size, missing });
   }
 
+  protected unseen(t: Target): { reason: MissingPeer['reason']; detail: string } {
+    return {
+      reason: 'not-seen',
+      detail:
+        t === this.coordinator
+          ? 'the coordinator has not contacted us and its name does not resolve yet'
+          : 'the coordinator has not seen it in the Service yet',
+    };
+  }
+
+  hint(): string | undefined {
+    if (this.seen || !this.coordinator.conn) return undefined;
+    const self = this.config.selfAddress || 'this pod';
+    return (
+      `Our own address ${self} never appeared in ${this.config.service} as the coordinator sees it: ` +
+      'this pod is not Ready, so its name does not resolve and nobody can verify it. If a readiness or ' +
+      'startup probe waits for kubepeers, set publishNotReadyAddresses: true on the Service.'
+    );
+  }
+
   missing(): MissingPeer[] {
     const list: MissingPeer[] = [];
     for (const t of this.targets.values()) {
       if (t.verified !== undefined) continue;
-      list.push({
-        index: t.index,
-        fqdn: t.name,
-        ...(t.why ?? {
-          reason: 'not-seen',
-          detail:
-            t === this.coordinator
-              ? 'the coordinator has not contacted us and its name does not resolve yet'
-              : 'the coordinator has not seen it in the Service yet',
-        }),
-      });
+      list.push({ index: t.index, fqdn: t.name, ...(t.why ?? this.unseen(t)) });
     }
     if (list.length === 0) {
       const c = this.coordinator;
@@ -238,8 +249,6 @@ export class Member extends Pod {
           'verified, but the coordinator has not released the job yet (it waits for other members: see its log)',
       });
     }
-    return list.sort(
-      (a, b) => Number(a.reason === 'gave-up') - Number(b.reason === 'gave-up') || a.index - b.index,
-    );
+    return list.sort(byCause);
   }
 }
