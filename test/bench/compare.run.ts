@@ -433,7 +433,7 @@ async function runOnce(
       idleMs: regime === 'cold' ? 0 : IDLE_MS,
       readyVia: READY_VIA,
       readyUpdateMs: { p50: round1(q(updates, 0.5)), max: round1(Math.max(...updates)) },
-      readyLagMaxMs: lagMax,
+      readyLagMaxMs: round1(lagMax),
       readyPublications: publications,
       launchMs,
       ...(startupMs !== undefined ? { startupMs } : {}),
@@ -767,6 +767,7 @@ it(
       await writeFile(RAW, '');
     }
     NOTES = await readFile(`${REPORT_BASE}.notes.md`, 'utf8').catch(() => '');
+    const coldLoad = loadavg()[0]!;
     const coldStart = await measureColdStart();
     // Regimes interleaved within a repetition: the machine's other load falls on all of them alike.
     for (const dnsMode of DNS_MODES) {
@@ -857,7 +858,7 @@ it(
         `(the schedule stretches when they do). "Pods started at the last Ready" shows how cold the cold regime was.\n\n${own}\n\n` +
         (plots.length ? `${plots.join('\n\n')}\n\n` : '') +
         `## Cold start\n\nFrom spawning the process to the first DNS query arriving at a UDP socket of the harness (Node ${process.version}, ` +
-        `idle machine, measured when this page was generated). \`node -e\` sending one datagram is the floor any Node.js tool pays.\n\n${cold}\n` +
+        `measured when this page was generated, at a 1-minute load average of ${fmt(coldLoad, 1)} on the 2 cores). \`node -e\` sending one datagram is the floor any Node.js tool pays.\n\n${cold}\n` +
         (NOTES ? `\n${NOTES}` : ''),
     );
   },
