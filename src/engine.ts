@@ -7,8 +7,17 @@
 import { randomBytes } from 'node:crypto';
 import { connect as tcpConnect, createServer, isIP, type Server, type Socket } from 'node:net';
 import { debuglog } from 'node:util';
+import { setMaxListeners } from 'node:events';
 import { canonicalIp } from './address.js';
-import { createMachine, type DnsResult, type Machine, type Output, type PodConfig } from './core/machine.js';
+import {
+  createMachine,
+  MAX_QUERIES,
+  maxInbound,
+  type DnsResult,
+  type Machine,
+  type Output,
+  type PodConfig,
+} from './core/machine.js';
 import { scopeKey } from './core/handshake.js';
 import { MAX_UNSENT_BYTES, type Scope } from './core/wire.js';
 import { AbortedError, DnsError, KubepeersError, ListenError, TimeoutError } from './errors.js';
@@ -66,6 +75,7 @@ function token(): string {
 /** Runs one pod's barrier until it settles; see {@link waitForPeers}. */
 export class Engine {
   private readonly machine: Machine;
+  private readonly scope: Scope;
   private readonly resolver: StubResolver;
   private readonly types: AddressType[];
   private readonly sockets = new Map<number, Socket>();
@@ -110,6 +120,7 @@ export class Engine {
       random: Math.random,
       nonce: token,
     };
+    this.scope = scope;
     this.machine = createMachine(pod);
     this.resolver = new StubResolver({
       nameservers: config.nameservers,
@@ -117,6 +128,8 @@ export class Engine {
       attempts: config.dnsAttempts,
     });
     this.types = config.family === 'dual' ? ['A', 'AAAA'] : [config.family === 6 ? 'AAAA' : 'A'];
+    // Every lookup in flight listens to it: at most MAX_QUERIES at once, not a leak.
+    setMaxListeners(MAX_QUERIES + 1, this.queries.signal);
   }
 
   async run(): Promise<PeersResult> {
@@ -170,8 +183,11 @@ export class Engine {
   }
 
   private listen(): Promise<void> {
-    const { listenAddress: address, port } = this.config;
+    const { config } = this;
+    const { listenAddress: address, port } = config;
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    // Beyond this Node closes a connection as soon as it is accepted: a crowd cannot exhaust descriptors.
+    server.maxConnections = maxInbound(this.scope, config.index === COORDINATOR_INDEX);
     this.server = server;
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(new ListenError(address, port, { cause: err }));
@@ -223,10 +239,16 @@ export class Engine {
 
   /** Without a linger: end as soon as nothing more is owed to anyone. */
   private quiet = false;
+  /** After the release, until every member has acknowledged it: keeps the process alive (bounded). */
+  private delivering: NodeJS.Timeout | undefined;
 
   /** Carries out what the core asked for, then arms the timer it wants. */
   private flush(): void {
     for (const output of this.machine.poll()) this.perform(output);
+    if (this.delivering && this.machine.idle()) {
+      clearTimeout(this.delivering);
+      this.delivering = undefined;
+    }
     if (this.quiet && this.lingering && this.machine.idle()) {
       this.endLinger();
       return;
@@ -354,8 +376,13 @@ export class Engine {
     // Late and restarted peers still get the roster while we linger; without a linger, only until every
     // member has acknowledged the release (at most a connect timeout). Never keeps the process alive.
     this.lingering = this.server !== undefined;
-    const linger = config.lingerMs > 0 ? config.lingerMs : config.connectTimeoutMs;
-    if (this.lingering) setTimeout(() => this.endLinger(), linger).unref();
+    // The coordinator owes every member the release: the process stays up until each acknowledged it,
+    // at most a connect timeout per round of pushes (64 at a time) and two more.
+    const delivery = config.connectTimeoutMs * (2 + Math.ceil(config.size / 64));
+    if (this.lingering && !this.machine.idle())
+      this.delivering = setTimeout(() => (this.delivering = undefined), delivery);
+    const linger = Math.max(config.lingerMs, this.machine.idle() ? 0 : delivery);
+    if (this.lingering) setTimeout(() => this.endLinger(), linger || config.connectTimeoutMs).unref();
     else this.endLinger();
     this.quiet = config.lingerMs === 0;
     const resolve = this.resolveRun;
@@ -403,6 +430,7 @@ export class Engine {
     if (this.down) return;
     this.down = true;
     clearTimeout(this.timer);
+    clearTimeout(this.delivering);
     this.timer = undefined;
     this.queries.abort();
     for (const socket of this.sockets.values()) socket.destroySoon();

@@ -31,6 +31,16 @@ export const MAX_HELD = 256;
  */
 export const COORDINATOR_MAX_SOCKETS = 1 + MAX_HELD + MAX_PENDING + MAX_CONNECTING + MAX_QUERIES;
 
+/**
+ * Inbound connections a pod's listener keeps at once (the runtime closes more at once): a star
+ * coordinator holds at most {@link MAX_HELD} members and {@link MAX_PENDING} handshakes; a mesh pod
+ * about two per peer (both may connect at once) and the handshakes; a star member only the coordinator's.
+ */
+export function maxInbound(scope: { size: number; topology: 'mesh' | 'star' }, coordinator: boolean): number {
+  if (scope.topology === 'mesh') return 2 * scope.size + MAX_PENDING;
+  return coordinator ? MAX_HELD + MAX_PENDING : 2 + MAX_PENDING;
+}
+
 export class Coordinator extends Pod {
   private readonly members: (Target | undefined)[];
   /** The Service's last answer. */
@@ -58,7 +68,6 @@ export class Coordinator extends Pod {
   private readonly delivered = new Set<number>();
   /** Connections on which the current release frame was sent. */
   private readonly sentOn = new WeakSet<Conn>();
-  private held = 0;
   private lastReady = -1;
   private verifiedCount = 0;
   private doneCount = 0;
@@ -134,7 +143,7 @@ export class Coordinator extends Pod {
 
   /** Connects to an address the Service lists, to learn whose it is. */
   private probe(address: string): void {
-    if (!this.mesh && this.held >= MAX_HELD) return; // next poll, once there is room
+    if (!this.mesh && this.authenticated >= MAX_HELD) return; // next poll, once there is room
     this.probing.add(address);
     this.connect(address, -1, (_reason, detail) => {
       this.probing.delete(address);
@@ -198,12 +207,13 @@ export class Coordinator extends Pod {
     const wasVerified = t.verified !== undefined;
     const before = t.instance;
     this.attach(t, conn);
+    t.connecting = false;
     if (t.conn !== conn) return; // a duplicate of a connection we keep
     if (before !== t.instance) {
       if (wasVerified) this.unverified(t);
       this.delivered.delete(k);
     }
-    if (!this.mesh && t.verified === undefined && this.held >= MAX_HELD) {
+    if (!this.mesh && t.verified === undefined && this.authenticated >= MAX_HELD) {
       // Too many at once: come back later, spread out.
       t.conn = undefined;
       const ms = this.config.retryMinMs + this.config.random() * this.config.scope.size * 0.5;
@@ -211,7 +221,6 @@ export class Coordinator extends Pod {
       this.close(conn);
       return;
     }
-    this.held++;
     this.introduce(conn);
     this.recheck(t);
   }
@@ -221,14 +230,14 @@ export class Coordinator extends Pod {
     const wasVerified = t.verified !== undefined;
     const verified = this.check(t, this.serviceTooBig || this.serviceFailures > 0 || this.released);
     if (verified && !wasVerified) this.verifiedCount++;
-    if (!verified && !t.conn && !t.connecting && t.notBefore <= this.now) {
+    const room = this.mesh || this.authenticated < MAX_HELD;
+    if (!verified && !t.conn && !t.connecting && t.notBefore <= this.now && room) {
       // We lost it (or never had it) but know where it was listed: go and look.
       const address = [...t.evidence].find((a) => this.owner.get(a) === t.index) ?? t.addresses[0];
       if (address !== undefined && !this.probing.has(address)) {
         this.connectTarget(t, address);
       }
     }
-    if (t.conn && t.connecting && t.conn.peer) t.connecting = false;
     if (verified && this.released) this.deliver(t);
     const offered = this.offered.get(t.index);
     if (verified && offered && !this.released) this.adopt(offered);
@@ -271,7 +280,6 @@ export class Coordinator extends Pod {
   protected onPeerClosed(conn: Conn): void {
     const t = this.members[conn.peer!.peerIndex];
     if (!t || t.conn !== conn) return;
-    this.held--;
     if (conn.bye === 'released' || (this.released && this.delivered.has(t.index))) {
       t.conn = undefined;
       return;
@@ -291,15 +299,17 @@ export class Coordinator extends Pod {
     else this.onTimerAsk(key);
   }
 
-  /** A star member verified and done, beyond what we hold: hang up; it checks in again later. */
+  /**
+   * In a star bigger than we can hold, a member verified and done is parked: we hang up, it keeps its
+   * responder open for the release and checks in again later (so a restart shows).
+   */
   private maybePark(t: Target): void {
-    if (this.mesh || !t.conn || this.released || this.held < MAX_HELD) return;
+    if (this.mesh || !t.conn || this.released || this.config.scope.size - 1 <= MAX_HELD) return;
     if (t.verified === undefined || this.done.get(t.index) !== this.expected(t.index)) return;
     const ms = Math.max(this.config.retryMaxMs, 2 * this.config.scope.size);
     this.send(t.conn, { t: 'park', ms: Math.round(ms * (0.5 + this.config.random())) });
     this.close(t.conn);
     t.conn = undefined;
-    this.held--;
   }
 
   // ---- release ----
@@ -392,7 +402,9 @@ export class Coordinator extends Pod {
       reason: 'not-seen',
       detail: t.conn
         ? `connected from ${t.conn.remote}, which is not in ${this.config.service} yet`
-        : `its address never showed up in ${this.config.service}`,
+        : t.evidence.size > 0
+          ? `listed in ${this.config.service} at ${[...t.evidence].join(', ')}, but not connected to us`
+          : `its address never showed up in ${this.config.service}`,
     };
   }
 

@@ -61,10 +61,11 @@ export class Member extends Pod {
 
   /**
    * Who opens the connection of a pair: a member connects to the coordinator when it has no connection
-   * with it; of two members, the higher index connects to the lower.
+   * with it; of two members, the higher index connects to the lower, unless the lower one is not listed
+   * in the Service yet (then nobody has told the higher one about it).
    */
   private mayConnect(t: Target): boolean {
-    return t === this.coordinator || this.config.index > t.index;
+    return t === this.coordinator || this.config.index > t.index || !this.seen;
   }
 
   protected override onAnswer(t: Target, r: DnsResult): void {
@@ -127,8 +128,10 @@ export class Member extends Pod {
         this.timers.set('checkin', this.now + message.ms);
         break;
       case 'retry':
+        // Turned away before it took anything from us: tell it all again next time.
         this.close(conn);
         c.conn = undefined;
+        this.sentDone = '';
         c.notBefore = this.now + message.ms;
         this.timers.setEarliest(`ask:${c.index}`, c.notBefore);
         break;
@@ -219,12 +222,14 @@ export class Member extends Pod {
       detail:
         t === this.coordinator
           ? 'the coordinator has not contacted us and its name does not resolve yet'
-          : 'the coordinator has not seen it in the Service yet',
+          : t.evidence.size > 0
+            ? `listed in ${this.config.service} at ${[...t.evidence].join(', ')}, but not connected to us yet`
+            : 'the coordinator has not seen it in the Service yet',
     };
   }
 
   hint(): string | undefined {
-    if (this.seen || !this.coordinator.conn) return undefined;
+    if (this.seen || this.coordinator.instance === undefined) return undefined;
     const self = this.config.selfAddress || 'this pod';
     return (
       `Our own address ${self} never appeared in ${this.config.service} as the coordinator sees it: ` +

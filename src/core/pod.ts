@@ -109,6 +109,8 @@ export abstract class Pod implements Machine {
   private readonly connectQueue: (() => void)[] = [];
   private readonly pendingBySource = new Map<string, number>();
   private backlog = 0;
+  /** Connections that passed their handshake and are open. */
+  protected authenticated = 0;
   released = false;
 
   constructor(protected readonly config: PodConfig) {}
@@ -325,6 +327,7 @@ export abstract class Pod implements Machine {
   private forget(conn: Conn): void {
     if (conn.gone) return;
     conn.gone = true;
+    if (conn.peer) this.authenticated--;
     this.conns.delete(conn.id);
     this.timers.clear(`hs:${conn.id}`);
     if (conn.hs) this.handshakeEnded(conn);
@@ -387,6 +390,7 @@ export abstract class Pod implements Machine {
       } else if (step.result) {
         this.handshakeEnded(conn);
         conn.peer = step.result;
+        this.authenticated++;
         conn.onFail = undefined;
         this.onPeer(conn);
       }
