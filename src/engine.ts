@@ -263,7 +263,13 @@ export class Engine {
   }
 
   private perform(output: Output): void {
-    if (trace.enabled) trace('%d %s out %j', this.config.index, this.now().toFixed(1), output);
+    if (trace.enabled)
+      trace(
+        '%d %s out %j',
+        this.config.index,
+        (performance.timeOrigin + performance.now()).toFixed(1),
+        output,
+      );
     switch (output.type) {
       case 'query':
         this.lookup(output.name).then(

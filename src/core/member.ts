@@ -23,9 +23,12 @@ export class Member extends Pod {
   private seen = false;
   private lastReady = -1;
 
+  private readonly mesh: boolean;
+
   constructor(config: PodConfig) {
     super(config);
     const mesh = config.scope.topology === 'mesh';
+    this.mesh = mesh;
     for (let k = 0; k < config.scope.size; k++)
       if (k !== config.index && (mesh || k === config.coordinator)) this.targets.set(k, this.newTarget(k));
     this.coordinator = this.targets.get(config.coordinator)!;
@@ -70,10 +73,17 @@ export class Member extends Pod {
 
   protected override onAnswer(t: Target, r: DnsResult): void {
     if (t === this.coordinator && this.askCoordinator && r.status !== 'ok' && !t.conn) {
-      // Nobody has contacted us yet: ask the coordinator's name again when this answer expires.
+      // Nobody has contacted us yet. A star member (a few queries at most) asks the coordinator's name
+      // again when this answer expires. A mesh member asks on a backoff from the retry minimum (x1.5):
+      // connected to the coordinator before it is Ready itself, it meets and checks the others first, and
+      // only their checks of it are left for when it turns Ready.
       this.askCoordinator = false;
-      const wait = Math.max(t.negativeUntil - this.now, this.backoff(this.fallbacks++));
-      this.timers.set('fallback', this.now + Math.min(wait, this.config.retryMaxMs));
+      const { retryMinMs, retryMaxMs, random } = this.config;
+      const n = this.fallbacks++;
+      const wait = this.mesh
+        ? retryMinMs * 1.5 ** Math.min(n, 20) * (0.75 + random() / 2)
+        : Math.max(t.negativeUntil - this.now, this.backoff(n));
+      this.timers.set('fallback', this.now + Math.min(wait, retryMaxMs));
     } else if (t === this.coordinator && r.status === 'ok') {
       this.askCoordinator = false;
     }
@@ -178,7 +188,10 @@ export class Member extends Pod {
     if (key === 'fallback' || key === 'checkin') {
       const c = this.coordinator;
       if (!c.conn) {
-        if (key === 'fallback') this.askCoordinator = true;
+        if (key === 'fallback') {
+          this.askCoordinator = true;
+          if (this.mesh) c.negativeUntil = this.now;
+        }
         if (key === 'checkin') this.sentDone = '';
         this.recheck(c);
       }

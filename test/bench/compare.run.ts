@@ -195,6 +195,8 @@ function spec(method: Method, box: ClusterInABox, size: number): PodSpec {
     env: {
       KUBEPEERS_SIZE: String(size),
       KUBEPEERS_TOPOLOGY: method === 'kubepeers-star' ? 'star' : 'mesh',
+      // KPBENCH_TRACE=1: the core's inputs and outputs on each pod's stderr (written to KPBENCH_TRACE_DIR).
+      ...(process.env.KPBENCH_TRACE ? { NODE_DEBUG: 'kubepeers' } : {}),
     },
   };
 }
@@ -405,6 +407,12 @@ async function runOnce(
         cpu.push((Number(m[2]) + Number(m[3])) * 1000);
         rss.push(Number(m[4]));
       }
+    }
+    if (process.env.KPBENCH_TRACE_DIR) {
+      const dir = join(process.env.KPBENCH_TRACE_DIR, `${regime}-${method}-${size}-${rep}`);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'last-ready'), `${lastReady}\n`);
+      for (const p of pods) await writeFile(join(dir, `${p.index}.log`), p.stderr + p.stdout);
     }
     const delays = pods
       .map(releasedAt)
