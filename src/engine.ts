@@ -64,6 +64,12 @@ export interface PeersResult {
 /** `NODE_DEBUG=kubepeers` traces every core input and output on stderr. */
 const trace = debuglog('kubepeers');
 
+/** What the first progress report says when a run has neither a run id nor a secret. */
+export const UNSCOPED_WARNING =
+  "no run id and no secret: any pod that knows this job's namespace, Service, name and size can pass as a " +
+  'member, and pods of an earlier run of a Job with the same name are not told apart; set KUBEPEERS_RUN_ID ' +
+  "from the Job's controller-uid label (and KUBEPEERS_SECRET to keep out pods that copy it)";
+
 /** The index that discovers members and decides the release. */
 export const COORDINATOR_INDEX = 0;
 
@@ -355,11 +361,21 @@ export class Engine {
     return negative ?? error ?? { status: 'nodata', ttlMs: 0, detail: `${name}: no address` };
   }
 
+  private warned = false;
+
   private progress(ready: number, total: number, missing: number[]): void {
-    const { onProgress } = this.config;
+    const { onProgress, runId, secret } = this.config;
     if (!onProgress || this.settled) return;
+    const warn = !this.warned && runId === '' && secret === undefined;
+    this.warned = true;
     try {
-      onProgress({ ready, total, missing, elapsedMs: Math.round(performance.now() - this.started) });
+      onProgress({
+        ready,
+        total,
+        missing,
+        elapsedMs: Math.round(performance.now() - this.started),
+        ...(warn ? { warning: UNSCOPED_WARNING } : {}),
+      });
     } catch {
       // A throwing progress callback must not break the barrier.
     }

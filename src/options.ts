@@ -36,6 +36,12 @@ export interface Progress {
   missing: number[];
   /** Milliseconds since `waitForPeers` was called. */
   elapsedMs: number;
+  /**
+   * Set on the first report only, when neither `runId` nor `secret` is set: any pod that knows the job's
+   * public names (namespace, Service, job, size) can pass as a member, and a pod of an earlier run of a
+   * Job with the same name is not told apart. See docs/protocol.md, "What the handshake proves".
+   */
+  warning?: string;
 }
 
 /** Options of {@link waitForPeers}. Every option is optional where Kubernetes or the environment can supply it. */

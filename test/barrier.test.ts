@@ -65,7 +65,24 @@ describe('waitForPeers against knotd', () => {
     results.forEach((r, i) => expectRoster(r, spec, i));
     for (const p of progress) {
       expect(p.at(-1)).toMatchObject({ ready: spec.size - 1, total: spec.size - 1, missing: [] });
+      // No run id and no secret: said once, on the first report.
+      expect(p[0]!.warning).toMatch(/^no run id and no secret: any pod that knows/);
+      expect(p.slice(1).filter((e) => e.warning !== undefined)).toEqual([]);
     }
+  });
+
+  it('says nothing about scope when the run has a run id', async () => {
+    const spec = await jobs.newJob(2);
+    const progress: Progress[] = [];
+    const options = await Promise.all(
+      [0, 1].map((i) =>
+        podOptions(jobs.dir, spec, i, { runId: 'uid-7', onProgress: (p) => progress.push(p) }),
+      ),
+    );
+    for (const i of [0, 1]) await ready(spec, i);
+    await Promise.all(options.map((o) => waitForPeers(o)));
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.filter((p) => p.warning !== undefined)).toEqual([]);
   });
 });
 

@@ -150,7 +150,7 @@ export class Coordinator extends Pod {
       this.badUntil.set(address, this.now + this.backoff(0));
       this.badWhy.set(address, detail);
       // Some member's name may point there (a stale record): ask the names of those never seen.
-      for (const t of this.targets()) if (t.evidence.size === 0 && !t.conn) this.check(t, true);
+      for (const t of this.targets()) if (t.evidence.size === 0) this.check(t, true);
     });
   }
 
