@@ -124,8 +124,8 @@ const FLAGS: Flag[] = [
     name: 'poll-interval',
     env: ENV.pollIntervalMs,
     kind: 'duration',
-    default: 'size x 10ms in [250ms, 5s]',
-    help: 'mean interval of Service polls',
+    default: 'size / 5 ms in [10ms, 2s]',
+    help: "mean interval of the coordinator's Service polls",
     library: 'pollIntervalMs',
   },
   {
@@ -515,6 +515,7 @@ class Reporter {
   progress(p: Progress): void {
     if (this.quiet) return;
     if (this.format === 'json') return this.json({ event: 'progress', ...p });
+    if (p.warning) process.stderr.write(`${this.tty ? '\r\x1b[K' : ''}kubepeers: warning: ${p.warning}\n`);
     const shown =
       p.missing.slice(0, 20).join(', ') +
       (p.missing.length > 20 ? `, ... (${p.missing.length - 20} more)` : '');

@@ -36,6 +36,12 @@ export interface Progress {
   missing: number[];
   /** Milliseconds since `waitForPeers` was called. */
   elapsedMs: number;
+  /**
+   * Set on the first report only, when neither `runId` nor `secret` is set: any pod that knows the job's
+   * public names (namespace, Service, job, size) can pass as a member, and a pod of an earlier run of a
+   * Job with the same name is not told apart. See docs/protocol.md, "What the handshake proves".
+   */
+  warning?: string;
 }
 
 /** Options of {@link waitForPeers}. Every option is optional where Kubernetes or the environment can supply it. */
@@ -77,11 +83,9 @@ export interface WaitForPeersOptions {
   /** Give up after this long and reject with a `TimeoutError`. Default: env `KUBEPEERS_TIMEOUT` (a duration: `600000`, `90s`, `10m`), else 600000 (10 min). */
   timeoutMs?: number;
   /**
-   * Mean interval between two polls of the Service name by this pod (jittered ±1/3). Default:
-   * `size × 10` ms, at least 250 and at most 5000: the whole job then polls about 100 times a second in
-   * total whatever its size, and a pod that turns Ready is seen by someone within ~10 ms on average.
-   * In a star only the coordinator polls the Service, every max(50 ms, this / 10, size × 1 ms); members
-   * ask for the coordinator's name at this interval while it does not exist yet.
+   * Mean interval between two polls of the Service name by the coordinator (index 0), jittered ±1/3,
+   * while a member is missing; no other pod polls. Default: `size / 5` ms within [10, 2000] (about 80 KB
+   * of answers a second whatever the size; a pod that turns Ready is seen within half of it on average).
    */
   pollIntervalMs?: number;
   /** First retry delay for a peer whose name or address failed (exponential, jittered). Default: 250. */
@@ -149,6 +153,15 @@ export interface Config extends JobNames {
   topology: Topology;
   onProgress: ((progress: Progress) => void) | undefined;
   signal: AbortSignal | undefined;
+}
+
+/**
+ * The coordinator's Service poll interval by default: `size / 5` ms within [10, 2000]. An answer holds
+ * about 16 bytes per Ready pod, so this is about 80 KB of answers a second whatever the size (100 polls a
+ * second up to 50 pods, 5 at 1 000), and only while a member is missing.
+ */
+export function defaultPollMs(size: number): number {
+  return Math.min(2000, Math.max(10, Math.round(size / 5)));
 }
 
 /** Env variables read by the library, in one place (the CLI documents the same names). */
@@ -481,7 +494,7 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     nameservers,
     family,
     timeoutMs,
-    pollIntervalMs: duration(options, 'pollIntervalMs', env, Math.min(5000, Math.max(250, size * 10)), 1),
+    pollIntervalMs: duration(options, 'pollIntervalMs', env, defaultPollMs(size), 1),
     retryMinDelayMs,
     retryMaxDelayMs,
     dnsTimeoutMs: optionMs(options, 'dnsTimeoutMs', 1000, 1),

@@ -38,7 +38,7 @@ function expectCause(err: unknown, index: number, reason: string, detail: string
   expect(err).toBeInstanceOf(TimeoutError);
   const { missing } = err as TimeoutError;
   expect(missing[0]).toMatchObject({ index, reason, detail: expect.stringContaining(detail) });
-  for (const m of missing.slice(1)) expect(m.reason).toBe('gave-up');
+  for (const m of missing.slice(1)) expect(['gave-up', 'unconfirmed']).toContain(m.reason);
 }
 
 describe('waitForPeers against knotd', () => {
@@ -65,7 +65,24 @@ describe('waitForPeers against knotd', () => {
     results.forEach((r, i) => expectRoster(r, spec, i));
     for (const p of progress) {
       expect(p.at(-1)).toMatchObject({ ready: spec.size - 1, total: spec.size - 1, missing: [] });
+      // No run id and no secret: said once, on the first report.
+      expect(p[0]!.warning).toMatch(/^no run id and no secret: any pod that knows/);
+      expect(p.slice(1).filter((e) => e.warning !== undefined)).toEqual([]);
     }
+  });
+
+  it('says nothing about scope when the run has a run id', async () => {
+    const spec = await jobs.newJob(2);
+    const progress: Progress[] = [];
+    const options = await Promise.all(
+      [0, 1].map((i) =>
+        podOptions(jobs.dir, spec, i, { runId: 'uid-7', onProgress: (p) => progress.push(p) }),
+      ),
+    );
+    for (const i of [0, 1]) await ready(spec, i);
+    await Promise.all(options.map((o) => waitForPeers(o)));
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.filter((p) => p.warning !== undefined)).toEqual([]);
   });
 });
 
@@ -75,7 +92,7 @@ describe('waitForPeers failures and faults', () => {
     await Promise.allSettled(pending.splice(0));
   });
 
-  it('times out naming the peer that never appeared, with NXDOMAIN as the reason', async () => {
+  it('times out naming the peer that never appeared in the Service', async () => {
     const spec = await jobs.newJob(6);
     const options = await Promise.all(
       [0, 1, 2, 3, 4].map((i) => podOptions(jobs.dir, spec, i, { timeoutMs: 2500, retryMaxDelayMs: 400 })),
@@ -98,13 +115,17 @@ describe('waitForPeers failures and faults', () => {
       const t = err as TimeoutError;
       expect(t.code).toBe('ERR_KUBEPEERS_TIMEOUT');
       // The cause comes first; pods whose own timeout fired a moment earlier are listed after it.
+      // Its name is never asked for: nothing ever said it exists (a cache would keep the NXDOMAIN).
       expect(t.missing[0]).toEqual({
         index: 5,
         fqdn: `${spec.job}-5.${spec.svc}.ns1.svc.cluster.local.`,
-        reason: 'nxdomain',
-        detail: expect.stringContaining('NXDOMAIN'),
+        reason: 'not-seen',
+        detail: expect.stringMatching(/never showed up in svc\d+\.ns1|coordinator has not seen it/),
       });
-      expect(t.missing.slice(1).every((m) => m.reason === 'gave-up' && m.index < 5)).toBe(true);
+      // The coordinator lists the members that were waiting on it after the cause.
+      expect(
+        t.missing.slice(1).every((m) => ['gave-up', 'unconfirmed'].includes(m.reason) && m.index < 5),
+      ).toBe(true);
       expect(t.message).toContain(`${spec.job}-5.${spec.svc}.ns1.svc.cluster.local.`);
       expect(t.message).toContain('2500 ms');
     }
@@ -129,12 +150,11 @@ describe('waitForPeers failures and faults', () => {
         ),
       ),
     )) as TimeoutError[];
-    for (const err of errors.slice(0, 3)) expectCause(err, 3, 'nxdomain', 'NXDOMAIN');
-    expect(errors[3]!.missing.map((m) => [m.index, m.reason])).toEqual([
-      [0, 'unconfirmed'],
-      [1, 'unconfirmed'],
-      [2, 'unconfirmed'],
-    ]);
+    // The coordinator holds its connection but never saw its address in the Service; the others hear of
+    // it from the coordinator only.
+    expectCause(errors[0], 3, 'not-seen', `connected from ${spec.ip(3)}, which is not in svc`);
+    for (const err of errors.slice(1, 3)) expectCause(err, 3, 'not-seen', 'coordinator has not seen it');
+    expect(errors[3]!.missing.map((m) => [m.index, m.reason])).toEqual([[0, 'unconfirmed']]);
     expect(errors[3]!.message).toContain(`own address ${spec.ip(3)} never appeared`);
     expect(errors[3]!.message).toContain('publishNotReadyAddresses');
   });
@@ -181,14 +201,14 @@ describe('waitForPeers failures and faults', () => {
         ),
       ),
     )) as TimeoutError[];
-    for (const err of errors.slice(0, 3)) {
-      expectCause(err, 3, 'wrong-identity', 'it is not index 3 of this run');
-      expect(err.missing[0]!.detail).toContain(other.ip(0));
-      // The stranger's address also shows in the Service answer; the error says what it is.
-      expect(err.message).toContain(
-        `did not prove to be a member:\n  ${other.ip(0)}: handshake with ${other.ip(0)}:`,
-      );
-    }
+    // The coordinator asks for the names of members it never saw once an address in the Service did not
+    // prove to be a member: index 3's name points there.
+    expectCause(errors[0], 3, 'wrong-identity', `resolves to ${other.ip(0)}`);
+    expect(errors[0]!.message).toContain(
+      `did not prove to be a member:\n  ${other.ip(0)}: handshake with ${other.ip(0)}: mismatch: it is not a member of this run`,
+    );
+    // The others hear of members from the coordinator only.
+    for (const err of errors.slice(1, 3)) expectCause(err, 3, 'not-seen', 'coordinator has not seen it');
 
     // Phase 2: the record is corrected; everyone passes with the real address.
     await jobs.knot.markNotReady(`${spec.job}-3`, spec.svc, spec.ns, other.ip(0));

@@ -197,7 +197,9 @@ describe('kubepeers CLI', () => {
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.on('exit', () => resolve(out));
     });
-    expect(r.startsWith('\r0/1 peers ready; waiting for 1\x1b[K')).toBe(true);
+    // The scope warning once, on a line of its own, then the progress line updated in place.
+    expect(r.startsWith('\r\x1b[Kkubepeers: warning: no run id and no secret')).toBe(true);
+    expect(r.slice(r.indexOf('\n') + 1).startsWith('\r0/1 peers ready; waiting for 1\x1b[K')).toBe(true);
     expect(r).toContain('\r\x1b[Kkubepeers: ERR_KUBEPEERS_TIMEOUT');
     expect(r).not.toContain('kubepeers: 0/1 peers ready'); // the off-TTY form
   });

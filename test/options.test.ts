@@ -167,7 +167,7 @@ describe('resolveConfig', () => {
     ).toBe(90_000);
     expect((await resolveConfig(base(env({ KUBEPEERS_TIMEOUT: '1.5m' })))).timeoutMs).toBe(90_000);
     expect((await resolveConfig(base(env({ KUBEPEERS_POLL_INTERVAL: '250ms' })))).pollIntervalMs).toBe(250);
-    expect((await resolveConfig(base())).pollIntervalMs).toBe(250); // 4 pods: the 250 ms floor
+    expect((await resolveConfig(base())).pollIntervalMs).toBe(10); // 4 pods: the 10 ms floor
     const err = await configError(base(env({ KUBEPEERS_TIMEOUT: 'soon' })));
     expect(err.message).toBe(
       'timeoutMs is "soon" (from env KUBEPEERS_TIMEOUT); expected a duration from 1 ms to 2147483647 ms (e.g. 1500, 90s, 10m)',

@@ -8,12 +8,38 @@
  * it until each member acknowledged it. See docs/protocol.md.
  */
 import type { MissingPeer } from '../errors.js';
-import { Pod, viewDigest, type Conn, type PodConfig, type Target } from './pod.js';
+import {
+  byCause,
+  MAX_CONNECTING,
+  MAX_PENDING,
+  MAX_QUERIES,
+  Pod,
+  viewDigest,
+  type Conn,
+  type PodConfig,
+  type Target,
+} from './pod.js';
 import type { DnsResult } from './types.js';
-import { packAddresses, type ControlMessage } from './wire.js';
+import { packAddresses, unpackAddresses, type ControlMessage } from './wire.js';
 
 /** Member connections a star coordinator holds at once; more are parked (told to check in later). */
 export const MAX_HELD = 256;
+/**
+ * Sockets a star coordinator holds at most, besides Node's own handful and connections we closed whose
+ * other side has not yet closed (at most 1 s each): the listener, held members, handshakes in progress,
+ * outbound connects and DNS lookups.
+ */
+export const COORDINATOR_MAX_SOCKETS = 1 + MAX_HELD + MAX_PENDING + MAX_CONNECTING + MAX_QUERIES;
+
+/**
+ * Inbound connections a pod's listener keeps at once (the runtime closes more at once): a star
+ * coordinator holds at most {@link MAX_HELD} members and {@link MAX_PENDING} handshakes; a mesh pod
+ * about two per peer (both may connect at once) and the handshakes; a star member only the coordinator's.
+ */
+export function maxInbound(scope: { size: number; topology: 'mesh' | 'star' }, coordinator: boolean): number {
+  if (scope.topology === 'mesh') return 2 * scope.size + MAX_PENDING;
+  return coordinator ? MAX_HELD + MAX_PENDING : 2 + MAX_PENDING;
+}
 
 export class Coordinator extends Pod {
   private readonly members: (Target | undefined)[];
@@ -24,12 +50,16 @@ export class Coordinator extends Pod {
   private readonly probing = new Set<string>();
   /** Addresses that did not answer as a member, and until when they are left alone. */
   private readonly badUntil = new Map<string, number>();
+  /** Why each Service address that did not prove to be a member failed. */
+  private readonly badWhy = new Map<string, string>();
   private serviceFailures = 0;
   /** The Service answer did not fit even over TCP (tens of thousands of pods): members come to us. */
   private serviceTooBig = false;
   /** Our own address is in the Service: our name resolves. */
   private named = false;
   private readonly done = new Map<number, string>();
+  /** Rosters offered by released members (we restarted after the release), taken once they are verified. */
+  private readonly offered = new Map<number, string[]>();
   /** `peers` entries to tell every member (mesh), batched until the end of the input. */
   private readonly announce: [number, string][] = [];
   private readonly announced: [number, string][] = [];
@@ -38,7 +68,6 @@ export class Coordinator extends Pod {
   private readonly delivered = new Set<number>();
   /** Connections on which the current release frame was sent. */
   private readonly sentOn = new WeakSet<Conn>();
-  private held = 0;
   private lastReady = -1;
   private verifiedCount = 0;
   private doneCount = 0;
@@ -81,6 +110,7 @@ export class Coordinator extends Pod {
     this.serviceFailures = 0;
     this.serviceTooBig = false;
     this.service = new Set(r.status === 'ok' ? r.addresses : []);
+    for (const a of this.badWhy.keys()) if (!this.service.has(a)) this.badWhy.delete(a);
     for (const address of this.service) {
       if (address === this.config.selfAddress) {
         if (!this.named) {
@@ -92,9 +122,8 @@ export class Coordinator extends Pod {
       const k = this.owner.get(address);
       if (k !== undefined) {
         const t = this.members[k]!;
-        if (!t.evidence.has(address)) {
-          t.evidence.add(address);
-          if (this.mesh) this.tell(k, address);
+        if (this.addEvidence(t, address)) {
+          this.tell(k, address);
           this.recheck(t);
         }
       } else if (!this.probing.has(address) && (this.badUntil.get(address) ?? 0) <= this.now) {
@@ -106,18 +135,22 @@ export class Coordinator extends Pod {
 
   private schedulePoll(): void {
     if (this.released || this.timers.has('poll')) return;
-    if (this.targets().every((t) => t.verified !== undefined)) return;
+    // Until every member is verified, and we have seen ourselves listed (members verify us then).
+    if (this.named && this.verifiedCount === this.targets().length) return;
     const { pollMs, random } = this.config;
     this.timers.set('poll', this.now + pollMs * (2 / 3 + (2 / 3) * random()));
   }
 
   /** Connects to an address the Service lists, to learn whose it is. */
   private probe(address: string): void {
-    if (!this.mesh && this.held >= MAX_HELD) return; // next poll, once there is room
+    if (!this.mesh && this.authenticated >= MAX_HELD) return; // next poll, once there is room
     this.probing.add(address);
-    this.connect(address, -1, () => {
+    this.connect(address, -1, (_reason, detail) => {
       this.probing.delete(address);
       this.badUntil.set(address, this.now + this.backoff(0));
+      this.badWhy.set(address, detail);
+      // Some member's name may point there (a stale record): ask the names of those never seen.
+      for (const t of this.targets()) if (t.evidence.size === 0) this.check(t, true);
     });
   }
 
@@ -130,15 +163,24 @@ export class Coordinator extends Pod {
     if (this.announce.length === 0) return;
     const fresh = this.announce.splice(0);
     this.announced.push(...fresh);
-    const entries = this.mesh ? fresh : fresh.filter(([k]) => k === this.config.index);
-    if (entries.length === 0) return;
-    for (const t of this.targets()) if (t.conn) this.send(t.conn, { t: 'peers', p: entries });
+    if (this.mesh) {
+      for (const t of this.targets()) if (t.conn) this.send(t.conn, { t: 'peers', p: fresh });
+      return;
+    }
+    // A star member hears of us, and of itself (so that it knows the Service lists it).
+    const self = fresh.filter(([k]) => k === this.config.index);
+    for (const t of this.targets()) {
+      if (!t.conn) continue;
+      const own = fresh.filter(([k]) => k === t.index);
+      if (self.length + own.length > 0) this.send(t.conn, { t: 'peers', p: [...self, ...own] });
+    }
   }
 
   /** What a member that just connected needs to know. */
   private introduce(conn: Conn): void {
     const self = this.config.index;
-    const entries = this.mesh ? this.announced : this.announced.filter(([k]) => k === self);
+    const k = conn.peer!.peerIndex;
+    const entries = this.mesh ? this.announced : this.announced.filter(([i]) => i === self || i === k);
     if (entries.length > 0) this.send(conn, { t: 'peers', p: entries });
   }
 
@@ -161,16 +203,17 @@ export class Coordinator extends Pod {
       return;
     }
     this.owner.set(conn.remote, k);
-    if (this.service.has(conn.remote) && !t.evidence.has(conn.remote)) {
-      t.evidence.add(conn.remote);
-      if (this.mesh) this.tell(k, conn.remote);
-    }
+    if (this.service.has(conn.remote) && this.addEvidence(t, conn.remote)) this.tell(k, conn.remote);
     const wasVerified = t.verified !== undefined;
     const before = t.instance;
     this.attach(t, conn);
+    t.connecting = false;
     if (t.conn !== conn) return; // a duplicate of a connection we keep
-    if (before !== t.instance && wasVerified) this.unverified(t);
-    if (!this.mesh && t.verified === undefined && this.held >= MAX_HELD) {
+    if (before !== t.instance) {
+      if (wasVerified) this.unverified(t);
+      this.delivered.delete(k);
+    }
+    if (!this.mesh && t.verified === undefined && this.authenticated >= MAX_HELD) {
       // Too many at once: come back later, spread out.
       t.conn = undefined;
       const ms = this.config.retryMinMs + this.config.random() * this.config.scope.size * 0.5;
@@ -178,7 +221,6 @@ export class Coordinator extends Pod {
       this.close(conn);
       return;
     }
-    this.held++;
     this.introduce(conn);
     this.recheck(t);
   }
@@ -188,24 +230,20 @@ export class Coordinator extends Pod {
     const wasVerified = t.verified !== undefined;
     const verified = this.check(t, this.serviceTooBig || this.serviceFailures > 0 || this.released);
     if (verified && !wasVerified) this.verifiedCount++;
-    if (!verified && !t.conn && !t.connecting && t.notBefore <= this.now) {
+    const room = this.mesh || this.authenticated < MAX_HELD;
+    if (!verified && !t.conn && !t.connecting && t.notBefore <= this.now && room) {
       // We lost it (or never had it) but know where it was listed: go and look.
       const address = [...t.evidence].find((a) => this.owner.get(a) === t.index) ?? t.addresses[0];
       if (address !== undefined && !this.probing.has(address)) {
-        t.connecting = true;
-        this.connect(address, t.index, (reason, detail) => {
-          t.connecting = false;
-          t.failures++;
-          t.why = { reason, detail };
-          t.notBefore = this.now + this.backoff(t.failures);
-          this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
-        });
+        this.connectTarget(t, address);
       }
     }
-    if (t.conn && t.connecting && t.conn.peer) t.connecting = false;
     if (verified && this.released) this.deliver(t);
+    const offered = this.offered.get(t.index);
+    if (verified && offered && !this.released) this.adopt(offered);
     this.maybePark(t);
     this.maybeRelease();
+    this.schedulePoll();
     this.progress();
   }
 
@@ -232,13 +270,16 @@ export class Coordinator extends Pod {
       this.progress();
     } else if (message.t === 'ack') {
       this.delivered.add(k);
+    } else if (message.t === 'release' && !this.released) {
+      const roster = unpackAddresses(message.roster, this.config.scope.size);
+      if (roster) this.offered.set(k, roster);
+      this.recheck(t);
     }
   }
 
   protected onPeerClosed(conn: Conn): void {
     const t = this.members[conn.peer!.peerIndex];
     if (!t || t.conn !== conn) return;
-    this.held--;
     if (conn.bye === 'released' || (this.released && this.delivered.has(t.index))) {
       t.conn = undefined;
       return;
@@ -258,20 +299,17 @@ export class Coordinator extends Pod {
     else this.onTimerAsk(key);
   }
 
-  protected override onAnswer(t: Target, r: DnsResult): void {
-    if (r.status === 'ok') for (const a of r.addresses) if (!this.owner.has(a)) this.owner.set(a, t.index);
-    this.recheck(t);
-  }
-
-  /** A star member verified and done, beyond what we hold: hang up; it checks in again later. */
+  /**
+   * In a star bigger than we can hold, a member verified and done is parked: we hang up, it keeps its
+   * responder open for the release and checks in again later (so a restart shows).
+   */
   private maybePark(t: Target): void {
-    if (this.mesh || !t.conn || this.released || this.held <= MAX_HELD) return;
+    if (this.mesh || !t.conn || this.released || this.config.scope.size - 1 <= MAX_HELD) return;
     if (t.verified === undefined || this.done.get(t.index) !== this.expected(t.index)) return;
     const ms = Math.max(this.config.retryMaxMs, 2 * this.config.scope.size);
     this.send(t.conn, { t: 'park', ms: Math.round(ms * (0.5 + this.config.random())) });
     this.close(t.conn);
     t.conn = undefined;
-    this.held--;
   }
 
   // ---- release ----
@@ -301,8 +339,23 @@ export class Coordinator extends Pod {
       k === this.config.index ? this.config.selfAddress : this.members[k]!.verified!,
     );
     this.releaseFrame = '';
+    this.out.push({ type: 'progress', ready: members.length, total: members.length, missing: [] });
     this.out.push({ type: 'released', roster: [...this.roster] });
     for (const t of members) this.deliver(t);
+  }
+
+  /**
+   * We restarted after the job was released: a member we verified has the roster. We take it with our
+   * new address and deliver it like our own to whoever asks.
+   */
+  private adopt(roster: string[]): void {
+    this.released = true;
+    this.timers.clear('poll');
+    this.roster = roster;
+    this.roster[this.config.index] = this.config.selfAddress;
+    this.releaseFrame = '';
+    for (const t of this.targets()) this.delivered.add(t.index);
+    this.out.push({ type: 'released', roster: [...this.roster] });
   }
 
   /** Sends the release to `t`: on its connection, or by connecting to its responder. */
@@ -320,14 +373,12 @@ export class Coordinator extends Pod {
       this.sentOn.add(t.conn);
       if (this.config.faults?.has('release-without-ack')) this.delivered.add(t.index);
     } else if (!t.connecting && t.notBefore <= this.now) {
-      t.connecting = true;
-      this.connect(t.verified, t.index, (reason, detail) => {
-        t.connecting = false;
-        t.why = { reason, detail };
-        t.notBefore = this.now + this.backoff(t.failures++);
-        this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
-      });
+      this.connectTarget(t, t.verified);
     }
+  }
+
+  override idle(): boolean {
+    return this.released && this.targets().every((t) => this.delivered.has(t.index));
   }
 
   // ---- reports ----
@@ -346,6 +397,23 @@ export class Coordinator extends Pod {
     this.out.push({ type: 'progress', ready, total, missing });
   }
 
+  protected unseen(t: Target): { reason: MissingPeer['reason']; detail: string } {
+    return {
+      reason: 'not-seen',
+      detail: t.conn
+        ? `connected from ${t.conn.remote}, which is not in ${this.config.service} yet`
+        : t.evidence.size > 0
+          ? `listed in ${this.config.service} at ${[...t.evidence].join(', ')}, but not connected to us`
+          : `its address never showed up in ${this.config.service}`,
+    };
+  }
+
+  hint(): string | undefined {
+    if (this.badWhy.size === 0) return undefined;
+    const lines = [...this.badWhy].slice(0, 20).map(([a, why]) => `  ${a}: ${why}`);
+    return `Addresses in ${this.config.service} that did not prove to be a member:\n${lines.join('\n')}`;
+  }
+
   missing(): MissingPeer[] {
     const list: MissingPeer[] = [];
     for (const t of this.targets()) {
@@ -360,20 +428,9 @@ export class Coordinator extends Pod {
             : 'verified here, but it has not verified the coordinator yet (see its own log)',
         });
       } else {
-        list.push({
-          index: t.index,
-          fqdn: t.name,
-          ...(t.why ?? {
-            reason: 'not-seen',
-            detail: t.conn
-              ? `connected from ${t.conn.remote}, which is not in ${this.config.service} yet`
-              : `its address never showed up in ${this.config.service}`,
-          }),
-        });
+        list.push({ index: t.index, fqdn: t.name, ...(t.why ?? this.unseen(t)) });
       }
     }
-    return list.sort(
-      (a, b) => Number(a.reason === 'gave-up') - Number(b.reason === 'gave-up') || a.index - b.index,
-    );
+    return list.sort(byCause);
   }
 }

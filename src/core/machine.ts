@@ -8,7 +8,8 @@ import { Member } from './member.js';
 import type { PodConfig } from './pod.js';
 import type { Machine } from './types.js';
 
-export type { Fault, PodConfig } from './pod.js';
+export { MAX_QUERIES, type Fault, type PodConfig } from './pod.js';
+export { maxInbound } from './coordinator.js';
 export type { CoreConfig, DnsResult, Input, Machine, Output } from './types.js';
 
 /** The machine of this pod's role, with its stats for the simulator's bounds. */

@@ -7,9 +7,9 @@
  * See docs/protocol.md.
  */
 import type { MissingPeer } from '../errors.js';
-import { Pod, viewDigest, type Conn, type PodConfig, type Target } from './pod.js';
+import { byCause, Pod, viewDigest, type Conn, type PodConfig, type Target } from './pod.js';
 import type { DnsResult } from './types.js';
-import { unpackAddresses, type ControlMessage } from './wire.js';
+import { packAddresses, unpackAddresses, type ControlMessage } from './wire.js';
 
 export class Member extends Pod {
   /** Whom this member checks, by index: the coordinator (star), or every other member (mesh). */
@@ -19,11 +19,16 @@ export class Member extends Pod {
   private askCoordinator = true;
   private fallbacks = 0;
   private sentDone = '';
+  /** The coordinator told us the Service lists our own address. */
+  private seen = false;
   private lastReady = -1;
+
+  private readonly mesh: boolean;
 
   constructor(config: PodConfig) {
     super(config);
     const mesh = config.scope.topology === 'mesh';
+    this.mesh = mesh;
     for (let k = 0; k < config.scope.size; k++)
       if (k !== config.index && (mesh || k === config.coordinator)) this.targets.set(k, this.newTarget(k));
     this.coordinator = this.targets.get(config.coordinator)!;
@@ -46,25 +51,12 @@ export class Member extends Pod {
     if (!verified && !t.conn && !t.connecting && this.mayConnect(t) && t.notBefore <= this.now) {
       const address = t.addresses[0] ?? [...t.evidence][0];
       if (address !== undefined) {
-        t.connecting = true;
-        this.connect(address, t.index, (reason, detail) => {
-          t.connecting = false;
-          t.failures++;
-          t.why = { reason, detail };
-          t.notBefore = this.now + this.backoff(t.failures);
-          this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
-        });
+        this.connectTarget(t, address);
       }
     }
     if (isCoordinator && verified && !t.conn && !t.connecting && this.sentDone !== this.digest()) {
       // Parked, or the coordinator's connection dropped while we have news for it: go and tell it.
-      const address = t.verified!;
-      t.connecting = true;
-      this.connect(address, t.index, () => {
-        t.connecting = false;
-        t.notBefore = this.now + this.backoff(t.failures++);
-        this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
-      });
+      this.connectTarget(t, t.verified!);
     }
     this.maybeDone();
     this.progress();
@@ -72,25 +64,43 @@ export class Member extends Pod {
 
   /**
    * Who opens the connection of a pair: a member connects to the coordinator when it has no connection
-   * with it; of two members, the higher index connects to the lower.
+   * with it; of two members, the higher index connects to the lower, unless the lower one is not listed
+   * in the Service yet (then nobody has told the higher one about it).
    */
   private mayConnect(t: Target): boolean {
-    return t === this.coordinator || this.config.index > t.index;
+    return t === this.coordinator || this.config.index > t.index || !this.seen;
   }
 
   protected override onAnswer(t: Target, r: DnsResult): void {
     if (t === this.coordinator && this.askCoordinator && r.status !== 'ok' && !t.conn) {
-      // Nobody has contacted us yet: ask the coordinator's name again when this answer expires.
+      // Nobody has contacted us yet. A star member (a few queries at most) asks the coordinator's name
+      // again when this answer expires. A mesh member asks on a backoff from the retry minimum (x1.5):
+      // connected to the coordinator before it is Ready itself, it meets and checks the others first, and
+      // only their checks of it are left for when it turns Ready.
       this.askCoordinator = false;
-      const wait = Math.max(t.negativeUntil - this.now, this.backoff(this.fallbacks++));
-      this.timers.set('fallback', this.now + Math.min(wait, this.config.retryMaxMs));
+      const { retryMinMs, retryMaxMs, random } = this.config;
+      const n = this.fallbacks++;
+      const wait = this.mesh
+        ? retryMinMs * 1.5 ** Math.min(n, 20) * (0.75 + random() / 2)
+        : Math.max(t.negativeUntil - this.now, this.backoff(n));
+      this.timers.set('fallback', this.now + Math.min(wait, retryMaxMs));
     } else if (t === this.coordinator && r.status === 'ok') {
       this.askCoordinator = false;
     }
     this.recheck(t);
   }
 
+  /** Our roster once released, offered to a coordinator that restarted after the release. */
+  private roster: string[] | undefined;
+
   protected onPeer(conn: Conn): void {
+    if (this.released) {
+      // A coordinator instance that does not know the release (it restarted): it may take our roster once
+      // it has verified us.
+      if (conn.peer!.peerIndex === this.coordinator.index && this.roster)
+        this.send(conn, { t: 'release', roster: packAddresses(this.roster) });
+      return;
+    }
     const t = this.targets.get(conn.peer!.peerIndex);
     if (!t) {
       this.close(conn);
@@ -113,10 +123,9 @@ export class Member extends Pod {
     switch (message.t) {
       case 'peers':
         for (const [k, address] of message.p) {
+          if (k === this.config.index) this.seen = true;
           const t = this.targets.get(k);
-          if (!t || t.evidence.has(address)) continue;
-          t.evidence.add(address);
-          this.recheck(t);
+          if (t && this.addEvidence(t, address)) this.recheck(t);
         }
         break;
       case 'release':
@@ -129,8 +138,10 @@ export class Member extends Pod {
         this.timers.set('checkin', this.now + message.ms);
         break;
       case 'retry':
+        // Turned away before it took anything from us: tell it all again next time.
         this.close(conn);
         c.conn = undefined;
+        this.sentDone = '';
         c.notBefore = this.now + message.ms;
         this.timers.setEarliest(`ask:${c.index}`, c.notBefore);
         break;
@@ -147,7 +158,10 @@ export class Member extends Pod {
     if (!roster) return;
     if (roster[c.index] === '') roster[c.index] = c.verified;
     this.send(conn, { t: 'ack' });
+    const total = this.targets.size;
+    this.out.push({ type: 'progress', ready: total, total, missing: [] });
     this.released = true;
+    this.roster = roster;
     this.timers.clearAll();
     this.out.push({ type: 'released', roster });
     for (const t of this.targets.values()) if (t.conn) this.close(t.conn, 'released');
@@ -174,7 +188,10 @@ export class Member extends Pod {
     if (key === 'fallback' || key === 'checkin') {
       const c = this.coordinator;
       if (!c.conn) {
-        if (key === 'fallback') this.askCoordinator = true;
+        if (key === 'fallback') {
+          this.askCoordinator = true;
+          if (this.mesh) c.negativeUntil = this.now;
+        }
         if (key === 'checkin') this.sentDone = '';
         this.recheck(c);
       }
@@ -212,21 +229,33 @@ export class Member extends Pod {
     this.out.push({ type: 'progress', ready, total: this.targets.size, missing });
   }
 
+  protected unseen(t: Target): { reason: MissingPeer['reason']; detail: string } {
+    return {
+      reason: 'not-seen',
+      detail:
+        t === this.coordinator
+          ? 'the coordinator has not contacted us and its name does not resolve yet'
+          : t.evidence.size > 0
+            ? `listed in ${this.config.service} at ${[...t.evidence].join(', ')}, but not connected to us yet`
+            : 'the coordinator has not seen it in the Service yet',
+    };
+  }
+
+  hint(): string | undefined {
+    if (this.seen || this.coordinator.instance === undefined) return undefined;
+    const self = this.config.selfAddress || 'this pod';
+    return (
+      `Our own address ${self} never appeared in ${this.config.service} as the coordinator sees it: ` +
+      'this pod is not Ready, so its name does not resolve and nobody can verify it. If a readiness or ' +
+      'startup probe waits for kubepeers, set publishNotReadyAddresses: true on the Service.'
+    );
+  }
+
   missing(): MissingPeer[] {
     const list: MissingPeer[] = [];
     for (const t of this.targets.values()) {
       if (t.verified !== undefined) continue;
-      list.push({
-        index: t.index,
-        fqdn: t.name,
-        ...(t.why ?? {
-          reason: 'not-seen',
-          detail:
-            t === this.coordinator
-              ? 'the coordinator has not contacted us and its name does not resolve yet'
-              : 'the coordinator has not seen it in the Service yet',
-        }),
-      });
+      list.push({ index: t.index, fqdn: t.name, ...(t.why ?? this.unseen(t)) });
     }
     if (list.length === 0) {
       const c = this.coordinator;
@@ -238,8 +267,6 @@ export class Member extends Pod {
           'verified, but the coordinator has not released the job yet (it waits for other members: see its log)',
       });
     }
-    return list.sort(
-      (a, b) => Number(a.reason === 'gave-up') - Number(b.reason === 'gave-up') || a.index - b.index,
-    );
+    return list.sort(byCause);
   }
 }

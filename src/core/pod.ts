@@ -39,6 +39,8 @@ export interface PodConfig extends CoreConfig {
 export const MAX_PENDING = 32;
 /** Handshakes in progress from one source address, at most (more: `reject busy`). */
 export const MAX_PENDING_PER_SOURCE = 8;
+/** A handshake still in progress after this long is taken for an idle stranger's when slots run out. */
+export const STALE_HANDSHAKE_MS = 250;
 /** Outbound connections being opened or in their handshake, at most. */
 export const MAX_CONNECTING = 64;
 /** DNS lookups in flight, at most. */
@@ -62,6 +64,8 @@ export interface Conn {
   bye: ByeMessage['reason'] | undefined;
   /** Outbound: what to do when it fails before the handshake passed. */
   onFail: ((reason: MissingPeer['reason'], detail: string) => void) | undefined;
+  /** When it was opened or accepted. */
+  since: number;
 }
 
 /** A member being checked by this pod. */
@@ -105,6 +109,8 @@ export abstract class Pod implements Machine {
   private readonly connectQueue: (() => void)[] = [];
   private readonly pendingBySource = new Map<string, number>();
   private backlog = 0;
+  /** Connections that passed their handshake and are open. */
+  protected authenticated = 0;
   released = false;
 
   constructor(protected readonly config: PodConfig) {}
@@ -119,6 +125,7 @@ export abstract class Pod implements Machine {
   protected abstract onPeerClosed(conn: Conn): void;
   protected abstract onTimer(key: string): void;
   abstract missing(): MissingPeer[];
+  abstract hint(): string | undefined;
 
   // ---- Machine ----
 
@@ -181,6 +188,10 @@ export abstract class Pod implements Machine {
     this.stopped = true;
     for (const conn of [...this.conns.values()]) this.close(conn, reason);
     this.timers.clearAll();
+  }
+
+  idle(): boolean {
+    return this.released;
   }
 
   /** What this pod holds, for the simulator's bounds. */
@@ -267,6 +278,7 @@ export abstract class Pod implements Machine {
       gone: false,
       bye: undefined,
       onFail: undefined,
+      since: this.now,
     };
     this.conns.set(id, conn);
     this.timers.set(`hs:${id}`, this.now + this.config.connectTimeoutMs);
@@ -282,28 +294,40 @@ export abstract class Pod implements Machine {
     }
     let pending = 0;
     for (const n of this.pendingBySource.values()) pending += n;
-    if (pending >= MAX_PENDING) this.evict();
+    if (pending >= MAX_PENDING && !this.evict()) {
+      // Every slot holds a handshake younger than a stranger's idle one would be: a real crowd.
+      this.out.push({ type: 'send', conn: id, data: encodeFrame({ t: 'reject', reason: 'busy' }) });
+      this.out.push({ type: 'close', conn: id, destroy: false });
+      return;
+    }
     const conn = this.newConn(id, false, remote);
     conn.hs = new ServerHandshake(this.identity(), () => this.released, this.config.nonce);
     this.pendingBySource.set(remote, count + 1);
   }
 
-  /** Drops the oldest handshake of the source that holds the most. */
-  private evict(): void {
+  /**
+   * Drops the oldest handshake of the source that holds the most, if it has been waiting longer than a
+   * real handshake takes ({@link STALE_HANDSHAKE_MS}): idle strangers give way, a crowd of real peers
+   * does not thrash. Returns whether a slot was freed.
+   */
+  private evict(): boolean {
     let most = 0;
     for (const n of this.pendingBySource.values()) most = Math.max(most, n);
     for (const conn of this.conns.values()) {
       if (!conn.outbound && conn.hs && this.pendingBySource.get(conn.remote) === most) {
+        if (this.now - conn.since < STALE_HANDSHAKE_MS) return false;
         this.close(conn, undefined, true);
-        return;
+        return true;
       }
     }
+    return false;
   }
 
   /** Removes a connection from our books (handshake slot, timers). */
   private forget(conn: Conn): void {
     if (conn.gone) return;
     conn.gone = true;
+    if (conn.peer) this.authenticated--;
     this.conns.delete(conn.id);
     this.timers.clear(`hs:${conn.id}`);
     if (conn.hs) this.handshakeEnded(conn);
@@ -366,6 +390,7 @@ export abstract class Pod implements Machine {
       } else if (step.result) {
         this.handshakeEnded(conn);
         conn.peer = step.result;
+        this.authenticated++;
         conn.onFail = undefined;
         this.onPeer(conn);
       }
@@ -435,6 +460,17 @@ export abstract class Pod implements Machine {
     };
   }
 
+  /**
+   * Someone saw `address` listed for `t` in the Service: its name exists now, whatever an earlier
+   * negative answer said. Returns whether this is news.
+   */
+  protected addEvidence(t: Target, address: string): boolean {
+    if (t.evidence.has(address)) return false;
+    t.evidence.add(address);
+    t.negativeUntil = Math.min(t.negativeUntil, this.now);
+    return true;
+  }
+
   /** Exponential backoff from the retry minimum to its maximum, jittered over [1/2, 3/2]. */
   protected backoff(failures: number): number {
     const { retryMinMs, retryMaxMs, random } = this.config;
@@ -473,19 +509,40 @@ export abstract class Pod implements Machine {
     t.why = undefined;
   }
 
+  /**
+   * Connects to `address` expecting target `t`; on failure backs off (a `recheck` follows when the wait
+   * is over) and records why, unless `t` is known to have given up.
+   */
+  protected connectTarget(t: Target, address: string): void {
+    t.connecting = true;
+    this.connect(address, t.index, (reason, detail) => {
+      t.connecting = false;
+      if (t.why?.reason !== 'gave-up') t.why = { reason, detail };
+      t.notBefore = this.now + this.backoff(t.failures++);
+      this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
+    });
+  }
+
   /** Target `t` lost its connection (not on purpose): it must pass again. */
   protected detach(t: Target, conn: Conn): void {
     if (t.conn !== conn) return;
+    const wasVerified = t.verified !== undefined;
+    const cause = wasVerified ? undefined : (t.why ?? this.unseen(t));
     t.conn = undefined;
     t.verified = undefined;
-    t.why =
-      conn.bye === 'timeout' || conn.bye === 'aborted'
-        ? {
-            reason: 'gave-up',
-            detail: `it stopped waiting (${conn.bye}) and disconnected from ${conn.remote}`,
-          }
-        : { reason: 'connect-failed', detail: `connection with ${conn.remote} lost` };
+    if (conn.bye === 'timeout' || conn.bye === 'aborted') {
+      const gaveUp = `it stopped waiting (${conn.bye}) and disconnected from ${conn.remote}`;
+      // What kept it from passing stays the reason; that it left is a consequence.
+      t.why = cause
+        ? { reason: cause.reason, detail: `${cause.detail}; then ${gaveUp}` }
+        : { reason: 'gave-up', detail: gaveUp };
+    } else {
+      t.why = { reason: 'connect-failed', detail: `connection with ${conn.remote} lost` };
+    }
   }
+
+  /** Why `t` has not passed when no failure was seen: nothing said it exists yet. */
+  protected abstract unseen(t: Target): { reason: MissingPeer['reason']; detail: string };
 
   /**
    * Moves the check of `t` on: asks for its name when there is evidence it exists (or `askFreely`), and
@@ -502,7 +559,7 @@ export abstract class Pod implements Machine {
     if (t.conn && t.addresses.length > 0 && !t.querying)
       t.why = {
         reason: 'wrong-identity',
-        detail: `${t.name} resolves to ${t.addresses.join(', ')} but index ${t.index} is connected from ${t.conn.remote}`,
+        detail: `${t.name} resolves to ${t.addresses.join(', ')} but index ${t.index} connected from ${t.conn.remote} (stale DNS record?)`,
       };
     const stale =
       t.addresses.length === 0 ||
@@ -563,6 +620,12 @@ export abstract class Pod implements Machine {
   protected onAnswer(t: Target, _r: DnsResult): void {
     this.recheck(t);
   }
+}
+
+/** Orders a timeout's list: causes first (by index), then members merely unconfirmed, then those that gave up. */
+export function byCause(a: MissingPeer, b: MissingPeer): number {
+  const rank = (m: MissingPeer): number => (m.reason === 'gave-up' ? 2 : m.reason === 'unconfirmed' ? 1 : 0);
+  return rank(a) - rank(b) || a.index - b.index;
 }
 
 /**

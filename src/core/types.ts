@@ -87,8 +87,12 @@ export interface Machine {
   nextTimer(): number | undefined;
   /** Whether the barrier has passed here. */
   readonly released: boolean;
+  /** Released, and nothing is owed to anyone any more (every member acknowledged the release). */
+  idle(): boolean;
   /** Who is missing and why, for a timeout error (one entry per missing member, causes first). */
   missing(): MissingPeer[];
+  /** What else a timeout error should say (addresses that did not prove to be members, our own absence). */
+  hint(): string | undefined;
   /**
    * Stops the barrier (timeout or abort): closes every connection, says `bye` with the reason. After a
    * release, `stop('released')` ends the linger: nothing more is answered.

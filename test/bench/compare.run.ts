@@ -1,46 +1,109 @@
 /**
- * `npm run bench`: kubepeers side by side with what users do today, in the cluster in a box, on the same
- * staggered Ready schedule, as root. Prints a markdown table and writes docs/benchmarks.md and
- * docs/benchmarks.svg.
+ * `npm run bench`: kubepeers side by side with what users do today, in the cluster in a box, as root, under
+ * several readiness regimes. Prints markdown tables and writes docs/benchmarks.md (with one SVG plot per
+ * regime and DNS mode) and the raw runs, one JSON line each, to docs/benchmarks.jsonl.
  *
- *  1. the Kubernetes docs' loop: bash, `ping -c 1 <job>-<i>.<svc>` for each peer in turn, `sleep 1` after
- *     each failure (glibc resolver through the ndots:5 search list);
- *  2. `wait-on tcp:<job>-<i>.<svc>:<port>` for every peer (each pod also listens on that port);
- *  3. `kubepeers wait` in its default full-mesh check, and 4. with `--topology star`;
- *  5. the floor of the box: each pod's Node.js process told at once (the harness touches a file every pod
- *     watches) and then running the same command, with no check at all. Nothing can release faster on
- *     this machine: it is what 64 pods starting a command at once cost on its 2 cores.
+ * Methods (KPBENCH_METHODS, default all; every regime runs each of them):
+ *  - `bash-ping`: the Kubernetes docs' loop: bash, `ping -c 1 <job>-<i>.<svc>` for each peer in turn,
+ *    `sleep 1` after each failure (glibc resolver through the ndots:5 search list);
+ *  - `wait-on`: `wait-on tcp:<job>-<i>.<svc>:<port>` for every peer (each pod also listens on that port);
+ *    only at 16 pods or fewer (above, its lookups melt the DNS server and it never releases);
+ *  - `kubepeers`: `kubepeers wait` in the full mesh, and `kubepeers-star`: with `--topology star`;
+ *  - `floor`: each pod's Node.js process told at once (the harness touches a file every pod watches,
+ *    right after the last Ready) and then running the same command, with no check at all. Nothing can
+ *    release faster on this machine: it is what N pods starting a command at once cost on its 2 cores.
  *
- * Each runs twice: pods asking the authoritative knotd directly, and through a caching resolver (unbound:
- * answers cached up to 30 s, NXDOMAIN for the SOA minimum of 5 s, as CoreDNS `cache 30` / NodeLocal
- * DNSCache do) to show how each copes with cached NXDOMAIN. Also measured: the CLI's cold start.
+ * Readiness regimes (KPBENCH_REGIMES, default "burst-ordered,burst-shuffled,spread,cold"). "Ready" is the
+ * pod's records added to knotd (its A record and its entry in the Service's A set), and a pod's release
+ * delay is its release minus the moment the last Ready was answered by knotd. By default each Ready is one
+ * transaction on knotd's control socket (a long-lived knotc); KPBENCH_READY=update publishes them by
+ * dynamic update instead (knsupdate, as the e2e tests do), which knotd answers 1 s late about once in 200
+ * (its zone events are scheduled in whole seconds): a hole in a burst. One publication is in flight at a
+ * time; Readies that fall due meanwhile go out together as soon as it is answered (so the schedule falls
+ * behind by one publication at most, and keeps its order). The answers' lag behind the schedule is recorded.
+ *  - `burst-ordered`: every pod process running (each has printed that it started: KPBENCH_STARTED, or
+ *    kubepeers' first progress line) and then idle for KPBENCH_IDLE_MS (default 3000) before any pod is
+ *    Ready; then Ready in index order 0..N-1, each 10-20 ms after the previous (uniform, seeded RNG);
+ *  - `burst-shuffled`: the same gaps, in a seeded shuffled order;
+ *  - `spread`: the same idle time, then Ready spread evenly over KPBENCH_SPREAD_MS (default 3000) in a
+ *    shuffled order (the schedule of the earlier sessions; their runs, which have no regime in the jsonl,
+ *    count as `spread`, although they idled 500 ms only);
+ *  - `cold`: the burst-ordered schedule started the moment the pods are launched, without waiting for them
+ *    to print that they started: pods turn Ready while their processes are still starting, and each tool's
+ *    own start-up counts.
+ * The schedule depends only on (regime, N, repetition): every method of one repetition sees the same one
+ * (the burst regimes share their gaps). The pods' namespaces are set up before any pod is launched, and all
+ * pods are then spawned in one loop.
  *
- * Env: KPBENCH_SIZES (default "16,64,128"), KPBENCH_REPS (default 5), KPBENCH_SPREAD_MS (Ready times
- * spread over this long, default 3000), KPBENCH_METHODS (default "bash-ping,wait-on,kubepeers,kubepeers-star,floor"),
- * KPBENCH_DNS (default "direct,cached"),
- * KPBENCH_RUN_TIMEOUT_MS (default 60000), KPBENCH_RESUME=1 (keep the runs already in docs/benchmarks.jsonl),
- * KPBENCH_REPORT_ONLY=1 (with RESUME: no new runs, just the table and plot of what is there).
+ * DNS modes (KPBENCH_DNS, default "direct,cached"): pods ask the authoritative knotd directly, or through a
+ * caching resolver (unbound: answers cached up to 30 s, NXDOMAIN for the SOA minimum of 5 s, as CoreDNS
+ * `cache 30` / NodeLocal DNSCache do). DNS queries are counted at knotd (and, when cached, at the cache:
+ * what the pods asked) from the launch of the pods to the moment the harness saw the last release, per pod.
+ *
+ * Printed per run: the run's release p50 and max (a slow mode shows); per (regime, DNS mode, N, method):
+ * pooled p50 / p95 / max, every repetition's p50 / max, p50 minus the floor's p50 (ms) and p50 divided by
+ * the ping loop's p50; per (regime, DNS mode, N) whether the issue's targets hold for mesh and star:
+ * p50 <= floor p50 + 20 ms (cold: + 50 ms); max <= floor max + 50 ms; no repetition's p50 above
+ * 2 x the median repetition p50 + 20 ms; p50 at least 5x faster than the ping loop. Also: how long the
+ * harness's own Ready updates took (knsupdate, per Ready) and how far the schedule slipped; the CLI's cold
+ * start.
+ *
+ * Env:
+ *  - KPBENCH_SIZES (default "16,64,128");
+ *  - KPBENCH_REPS: repetitions per size, "16:10,64:10,128:5" (the default; a size not listed gets 10 up to
+ *    64 pods, 5 above), or one number for every size;
+ *  - KPBENCH_REGIMES, KPBENCH_IDLE_MS, KPBENCH_SPREAD_MS, KPBENCH_READY ("control" or "update"): see above;
+ *  - KPBENCH_METHODS (default "bash-ping,wait-on,kubepeers,kubepeers-star,floor"), KPBENCH_DNS;
+ *  - KPBENCH_RUN_TIMEOUT_MS (default 60000): a pod not released this long after the last Ready counts as
+ *    not released;
+ *  - KPBENCH_RAW (default docs/benchmarks.jsonl) and KPBENCH_REPORT (default docs/benchmarks.md): where
+ *    the raw runs and the page go (relative to the package root); the SVGs go beside the page
+ *    (<page>-<regime>[-cached].svg) unless KPBENCH_SVG=0; <page>.notes.md, if present, is appended to it;
+ *  - KPBENCH_RESUME=1: keep the runs already in the raw file (key: regime, DNS mode, N, repetition,
+ *    method) and run only the missing ones; KPBENCH_REPORT_ONLY=1 (with RESUME): no new runs, just the
+ *    tables and plots of what is there.
+ *
+ * Examples: `npm run bench` (everything: hours); one regime, short:
+ * `KPBENCH_SIZES=16 KPBENCH_REPS=2 KPBENCH_REGIMES=cold KPBENCH_DNS=direct npm run bench`.
  */
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { it } from 'vitest';
 import { ClusterInABox, type Pod, type PodSpec } from '../e2e/cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const SIZES = (process.env.KPBENCH_SIZES ?? '16,64,128').split(',').map(Number);
-const REPS = Number(process.env.KPBENCH_REPS ?? 5);
+const REPS_OF = parseReps(process.env.KPBENCH_REPS);
+type Regime = 'burst-ordered' | 'burst-shuffled' | 'spread' | 'cold';
+const ALL_REGIMES: Regime[] = ['burst-ordered', 'burst-shuffled', 'spread', 'cold'];
+const REGIMES = (process.env.KPBENCH_REGIMES ?? ALL_REGIMES.join(',')).split(',') as Regime[];
+for (const r of REGIMES)
+  if (!ALL_REGIMES.includes(r)) throw new Error(`KPBENCH_REGIMES: unknown regime ${r}`);
+const IDLE_MS = Number(process.env.KPBENCH_IDLE_MS ?? 3000);
 const SPREAD_MS = Number(process.env.KPBENCH_SPREAD_MS ?? 3000);
-const METHODS = (process.env.KPBENCH_METHODS ?? 'bash-ping,wait-on,kubepeers,kubepeers-star,floor').split(
-  ',',
-) as Method[];
+/** Gap between two Readies of a burst: uniform in [GAP_MIN, GAP_MAX) ms. */
+const GAP_MIN = 10;
+const GAP_MAX = 20;
+const ALL_METHODS: Method[] = ['bash-ping', 'wait-on', 'kubepeers', 'kubepeers-star', 'floor'];
+const METHODS = (process.env.KPBENCH_METHODS ?? ALL_METHODS.join(',')).split(',') as Method[];
+for (const m of METHODS)
+  if (!ALL_METHODS.includes(m)) throw new Error(`KPBENCH_METHODS: unknown method ${m}`);
+/** wait-on floods DNS above 16 pods and never releases; it runs at 16 pods or fewer. */
+const methodsAt = (size: number): Method[] => METHODS.filter((m) => m !== 'wait-on' || size <= 16);
 /** A method that has not released every pod this long after the last Ready counts as not released. */
 const RUN_TIMEOUT_MS = Number(process.env.KPBENCH_RUN_TIMEOUT_MS ?? 60_000);
 const DNS_MODES = (process.env.KPBENCH_DNS ?? 'direct,cached').split(',') as DnsMode[];
 type DnsMode = 'direct' | 'cached';
 /** Raw results, one JSON line per run; with KPBENCH_RESUME=1 runs already in it are not repeated. */
-const RAW = join(ROOT, 'docs/benchmarks.jsonl');
+const RAW = resolve(ROOT, process.env.KPBENCH_RAW ?? 'docs/benchmarks.jsonl');
+const REPORT = resolve(ROOT, process.env.KPBENCH_REPORT ?? 'docs/benchmarks.md');
+const REPORT_BASE = REPORT.replace(/\.md$/, '');
+/** How the harness publishes a Ready: a knotd control-socket transaction, or a dynamic update (knsupdate). */
+const READY_VIA = (process.env.KPBENCH_READY ?? 'control') as 'control' | 'update';
+if (READY_VIA !== 'control' && READY_VIA !== 'update') throw new Error(`KPBENCH_READY: control or update`);
 const WAIT_ON_PORT = 7070;
 
 type Method = 'bash-ping' | 'wait-on' | 'kubepeers' | 'kubepeers-star' | 'floor';
@@ -51,11 +114,29 @@ const LABEL: Record<Method, string> = {
   'kubepeers-star': 'kubepeers wait --topology star',
   floor: 'floor: pods told at once, no check',
 };
-/** The rows kubepeers is compared with, and the rows that are kubepeers. */
-const BASELINES: Method[] = ['bash-ping', 'wait-on'];
+const REGIME_TEXT: Record<Regime, string> = {
+  'burst-ordered': `every pod's process running (it printed that it started) and idle for ${IDLE_MS} ms, then Ready in index order 0..N-1, ${GAP_MIN}-${GAP_MAX} ms apart (seeded)`,
+  'burst-shuffled': `every pod's process running and idle for ${IDLE_MS} ms, then Ready in a seeded shuffled order, ${GAP_MIN}-${GAP_MAX} ms apart (the burst-ordered gaps)`,
+  spread: `every pod's process running and idle for ${IDLE_MS} ms, then Ready spread evenly over ${SPREAD_MS} ms in a seeded shuffled order`,
+  cold: `Ready on the burst-ordered schedule from the moment the pods are launched, without waiting for them to start (each tool's start-up counts)`,
+};
 const KUBEPEERS: Method[] = ['kubepeers', 'kubepeers-star'];
 /** The file the floor's pods watch, in the box's directory. */
 const TRIGGER = 'kpbench-go';
+
+/** "16:10,64:10,128:5" or "7": repetitions for a size. */
+function parseReps(text: string | undefined): (size: number) => number {
+  const fallback = (size: number): number => (size <= 64 ? 10 : 5);
+  if (text === undefined || text === '') return fallback;
+  if (/^\d+$/.test(text)) return () => Number(text);
+  const bySize = new Map<number, number>();
+  for (const part of text.split(',')) {
+    const m = /^(\d+):(\d+)$/.exec(part.trim());
+    if (!m) throw new Error(`KPBENCH_REPS: expected "N:reps,..." or a number, got ${text}`);
+    bySize.set(Number(m[1]), Number(m[2]));
+  }
+  return (size) => bySize.get(size) ?? fallback(size);
+}
 
 /** Per-pod resources, printed by GNU time around the waiting tool itself. */
 const TIME = ['/usr/bin/time', '-f', 'KPBENCH_TIME %e %U %S %M'];
@@ -114,20 +195,56 @@ function spec(method: Method, box: ClusterInABox, size: number): PodSpec {
     env: {
       KUBEPEERS_SIZE: String(size),
       KUBEPEERS_TOPOLOGY: method === 'kubepeers-star' ? 'star' : 'mesh',
+      // KPBENCH_TRACE=1: the core's inputs and outputs on each pod's stderr (written to KPBENCH_TRACE_DIR).
+      ...(process.env.KPBENCH_TRACE ? { NODE_DEBUG: 'kubepeers' } : {}),
     },
   };
 }
 
-/** Deterministic shuffle and spread: the same Ready schedule for every method of one (size, rep). */
-function schedule(size: number, rep: number): { index: number; at: number }[] {
-  let seed = size * 7919 + rep * 104729;
-  const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  const order = [...Array(size).keys()].sort(() => rand() - 0.5);
-  return order.map((index, k) => ({ index, at: size > 1 ? (k * SPREAD_MS) / (size - 1) : 0 }));
+/** A small seeded PRNG (mulberry32): uniform in [0, 1). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The Ready schedule (offsets in ms from the start of publication), the same for every method of one
+ * (regime, size, rep). The burst regimes share their gaps; `spread` is the earlier sessions' schedule.
+ */
+function schedule(regime: Regime, size: number, rep: number): { index: number; at: number }[] {
+  if (regime === 'spread') {
+    let seed = size * 7919 + rep * 104729;
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const order = [...Array(size).keys()].sort(() => rand() - 0.5);
+    return order.map((index, k) => ({ index, at: size > 1 ? (k * SPREAD_MS) / (size - 1) : 0 }));
+  }
+  const gap = rng(size * 7919 + rep * 104729 + 1);
+  const ats: number[] = [];
+  for (let k = 0, at = 0; k < size; k++) {
+    if (k > 0) at += GAP_MIN + (GAP_MAX - GAP_MIN) * gap();
+    ats.push(at);
+  }
+  const order = [...Array(size).keys()];
+  if (regime === 'burst-shuffled') {
+    const pick = rng(size * 7919 + rep * 104729 + 2);
+    for (let k = size - 1; k > 0; k--) {
+      const j = Math.floor(pick() * (k + 1));
+      [order[k], order[j]] = [order[j]!, order[k]!];
+    }
+  }
+  return order.map((index, k) => ({ index, at: ats[k]! }));
 }
 
 interface RunResult {
   method: Method;
+  /** Absent in runs of the earlier sessions: `spread` (with 500 ms of idle time). */
+  regime?: Regime;
   /** Pods ask knotd directly, or a caching resolver in front of it. Absent in old runs: direct. */
   dns?: DnsMode;
   /** With the cache: what the pods asked the cache, per pod, by type; dnsPerPod is what reached knotd. */
@@ -138,52 +255,147 @@ interface RunResult {
   rep: number;
   /** Release time minus the last Ready, per pod (ms). */
   delays: number[];
+  /** Queries at knotd per pod: from the launch to the last release (old runs: to the last exit). */
   dnsPerPod: Record<string, number>;
   tcpOpensPerPod: number;
   cpuMsPerPod: number[];
   rssKbPerPod: number[];
   failed: number;
-  /** How long publishing the Ready schedule took (SPREAD_MS when the harness keeps up). */
+  /** How long publishing the Ready schedule took, first update sent to last update answered. */
   scheduleMs?: number;
+  /** How long it should have taken: the schedule's last offset. */
+  scheduledMs?: number;
+  /** Idle time between all pods started and the first Ready (0 for cold). */
+  idleMs?: number;
+  /** How the harness published each Ready: knotd control-socket transaction, or dynamic update. */
+  readyVia?: 'control' | 'update';
+  /** The harness's own Ready publications, sent to answered, p50 and max over the run's Readies (ms). */
+  readyUpdateMs?: { p50: number; max: number };
+  /** The latest any Ready was answered after its scheduled time (ms): the schedule slipping. */
+  readyLagMaxMs?: number;
+  /** Publications (transactions or updates) that carried the N Readies: fewer than N when some went together. */
+  readyPublications?: number;
+  /** Spawning every pod, in one loop (ms). */
+  launchMs?: number;
+  /** Launch to every pod having printed that it started (ms); absent if some never did. */
+  startupMs?: number;
+  /** Pods that had printed that they started when the last Ready was answered (cold: how cold it was). */
+  startedAtLastReady?: number;
+  /** The machine's 1-minute load average when the run began (other work on the 2 cores). */
+  load1?: number;
 }
+
+const regimeOf = (r: RunResult): Regime => r.regime ?? 'spread';
+const dnsOf = (r: RunResult): DnsMode => r.dns ?? 'direct';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const until = async (cond: () => boolean, ms: number): Promise<boolean> => {
   const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  while (!cond() && Date.now() < end) await sleep(10);
   return cond();
 };
 
-async function runOnce(method: Method, dnsMode: DnsMode, size: number, rep: number): Promise<RunResult> {
+const diffPerPod = (
+  after: Record<string, number>,
+  before: Record<string, number>,
+  size: number,
+): Record<string, number> =>
+  Object.fromEntries(
+    Object.entries(after)
+      .map(([t, n]) => [t, (n - (before[t] ?? 0)) / size] as const)
+      .filter(([, n]) => n !== 0),
+  );
+
+async function runOnce(
+  regime: Regime,
+  method: Method,
+  dnsMode: DnsMode,
+  size: number,
+  rep: number,
+): Promise<RunResult> {
+  const load1 = loadavg()[0]!;
   const box = await ClusterInABox.create({ cache: dnsMode === 'cached' });
   try {
-    const pods = await box.startPods([...Array(size).keys()], spec(method, box, size));
+    const prepared = await box.preparePods([...Array(size).keys()]);
+    const podSpec = spec(method, box, size);
+    const dns0 = await box.dnsCounters();
+    const asked0 = await box.cacheCounters();
+    const launchedAt = Date.now();
+    const pods = box.launchPods(prepared, podSpec);
+    const launchMs = Date.now() - launchedAt;
     // As in Kubernetes, pods turn Ready only once their containers run: wait until every pod has started
-    // (kubepeers prints its first progress line once its responder listens), then follow the schedule.
+    // (kubepeers prints its first progress line once its responder listens), idle, then follow the
+    // schedule. Cold: follow it from the launch.
     const startedOf = (p: Pod): boolean =>
       p.stdout.includes('KPBENCH_STARTED') || p.stderr.includes('peers ready');
-    await until(() => pods.every(startedOf), 120_000);
-    await new Promise((r) => setTimeout(r, 500));
-    const t0 = Date.now();
-    let lastReady = 0;
-    for (const { index, at } of schedule(size, rep)) {
-      const wait = t0 + at - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      await box.markReady(index);
-      lastReady = Date.now();
+    let startupMs: number | undefined;
+    let watching = true;
+    const allStarted = until(() => !watching || pods.every(startedOf), 120_000).then(() => {
+      if (watching && pods.every(startedOf)) startupMs = Date.now() - launchedAt;
+    });
+    if (regime !== 'cold') {
+      await allStarted;
+      if (startupMs === undefined)
+        console.warn(`${regime} N=${size} ${method}: not every pod printed that it started within 120 s`);
+      await sleep(IDLE_MS);
     }
+    const plan = schedule(regime, size, rep);
+    const t0 = Date.now();
+    let lastReady = t0;
+    const updates: number[] = [];
+    let lagMax = 0;
+    // Each Ready is due at its scheduled time and published in schedule order, one publication in flight
+    // at a time: Readies that fall due while one is in flight go out together, in one transaction, as soon
+    // as it is answered (as the EndpointSlice controller batches its updates). The schedule cannot then
+    // fall further behind than one publication; how far each answer fell behind is recorded.
+    const publish = (indices: number[]): Promise<void> =>
+      READY_VIA === 'control' ? box.markReadyByControl(...indices) : box.markReady(...indices);
+    const due: { index: number; at: number }[] = [];
+    let inflight: Promise<void> | undefined;
+    let failure: unknown;
+    let publications = 0;
+    const flush = (): void => {
+      if (inflight || due.length === 0 || failure !== undefined) return;
+      const batch = due.splice(0);
+      const sent = performance.now();
+      inflight = publish(batch.map((b) => b.index)).then(
+        () => {
+          const now = Date.now();
+          updates.push(performance.now() - sent);
+          publications++;
+          for (const b of batch) lagMax = Math.max(lagMax, now - (t0 + b.at));
+          lastReady = Math.max(lastReady, now);
+          inflight = undefined;
+          flush();
+        },
+        (err: unknown) => {
+          failure = err;
+          inflight = undefined;
+        },
+      );
+    };
+    for (const entry of plan) {
+      const wait = t0 + entry.at - Date.now();
+      if (wait > 0) await sleep(wait);
+      due.push(entry);
+      flush();
+    }
+    while (inflight) await inflight;
+    if (failure !== undefined) throw failure;
+    const startedAtLastReady = pods.filter(startedOf).length;
     if (method === 'floor') await writeFile(join(box.dir, TRIGGER), '');
-    // The schedule takes SPREAD_MS unless the method's own DNS load slows the harness's updates down.
     const scheduleMs = lastReady - t0;
     const releasedAt = (p: Pod): number | undefined => {
       const m = /KPBENCH_RELEASED (\d+)/.exec(p.stdout);
       return m ? Number(m[1]) : undefined;
     };
-    const timedOut = !(await until(
-      () => pods.every((p) => releasedAt(p) !== undefined && /KPBENCH_TIME/.test(p.stderr)),
-      RUN_TIMEOUT_MS,
-    ));
-    const dns = await box.dnsCounters();
-    const asked = await box.cacheCounters();
+    const allReleased = await until(() => pods.every((p) => releasedAt(p) !== undefined), RUN_TIMEOUT_MS);
+    // DNS counted from the launch to the last release (as seen by the harness, within ~10 ms).
+    const dns1 = await box.dnsCounters();
+    const asked1 = await box.cacheCounters();
+    await until(() => pods.every((p) => /KPBENCH_TIME/.test(p.stderr)), allReleased ? 10_000 : 0);
+    watching = false; // a pod released before it printed that it started (cold) leaves startupMs unset
+    await allStarted;
     const snmp = await box.snmp();
     let tcpOpens = 0;
     for (const pod of pods) tcpOpens += snmp.get(pod.netns)?.Tcp?.ActiveOpens ?? 0;
@@ -196,40 +408,74 @@ async function runOnce(method: Method, dnsMode: DnsMode, size: number, rep: numb
         rss.push(Number(m[4]));
       }
     }
+    if (process.env.KPBENCH_TRACE_DIR) {
+      const dir = join(process.env.KPBENCH_TRACE_DIR, `${regime}-${method}-${size}-${rep}`);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'last-ready'), `${lastReady}\n`);
+      for (const p of pods) await writeFile(join(dir, `${p.index}.log`), p.stderr + p.stdout);
+    }
     const delays = pods
       .map(releasedAt)
       .filter((x): x is number => x !== undefined)
       .map((x) => x - lastReady);
-    const perPod = (byType: Record<string, number>): Record<string, number> =>
-      Object.fromEntries(Object.entries(byType).map(([t, n]) => [t, n / size]));
     return {
       method,
+      regime,
       dns: dnsMode,
-      ...(asked ? { askedPerPod: perPod(asked.byType), cacheHitsPerPod: asked.cacheHits / size } : {}),
+      ...(asked0 && asked1
+        ? {
+            askedPerPod: diffPerPod(asked1.byType, asked0.byType, size),
+            cacheHitsPerPod: (asked1.cacheHits - asked0.cacheHits) / size,
+          }
+        : {}),
       size,
       rep,
       delays,
-      dnsPerPod: perPod(dns.byType),
+      dnsPerPod: diffPerPod(dns1.byType, dns0.byType, size),
       tcpOpensPerPod: tcpOpens / size,
       cpuMsPerPod: cpu,
       rssKbPerPod: rss,
-      failed: timedOut ? pods.filter((p) => releasedAt(p) === undefined).length : 0,
+      failed: pods.filter((p) => releasedAt(p) === undefined).length,
       scheduleMs,
+      scheduledMs: Math.round(plan[plan.length - 1]?.at ?? 0),
+      idleMs: regime === 'cold' ? 0 : IDLE_MS,
+      readyVia: READY_VIA,
+      readyUpdateMs: { p50: round1(q(updates, 0.5)), max: round1(Math.max(...updates)) },
+      readyLagMaxMs: round1(lagMax),
+      readyPublications: publications,
+      launchMs,
+      ...(startupMs !== undefined ? { startupMs } : {}),
+      startedAtLastReady,
+      load1: round1(load1),
     };
   } finally {
     await box.destroy();
   }
 }
 
+const round1 = (x: number): number => Math.round(x * 10) / 10;
 const q = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : NaN;
+};
+/** The median, averaging the two middle values of an even count. */
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 const fmt = (x: number, d = 0): string =>
   Number.isFinite(x) ? x.toFixed(d) : x === Number.POSITIVE_INFINITY ? `>${RUN_TIMEOUT_MS}` : 'n/a';
 
+/** A run's release delays, a pod not released in time counting as an infinitely late release. */
+const delaysOf = (r: RunResult): number[] => [
+  ...r.delays.map((d) => (d > RUN_TIMEOUT_MS ? Number.POSITIVE_INFINITY : d)),
+  ...Array<number>(r.failed).fill(Number.POSITIVE_INFINITY),
+];
+
 interface Row {
+  regime: Regime;
   method: Method;
   dnsMode: DnsMode;
   size: number;
@@ -240,107 +486,176 @@ interface Row {
   p50: number;
   p95: number;
   max: number;
+  /** Each repetition's p50 and max, in repetition order. */
+  reps: { rep: number; p50: number; max: number }[];
   dns: Record<string, number>;
   dnsTotal: number;
   tcp: number;
   cpu: number;
   rssMb: number;
   failed: number;
+  /** Harness: knsupdate per Ready p50 (median over runs) and max; schedule slip; start-up; load. */
+  update50: number;
+  updateMax: number;
+  lagMax: number;
+  publications: number;
+  scheduleMs: number;
+  scheduledMs: number;
+  startup50: number;
+  startedMin: number;
+  load: number;
 }
 
 function summarize(results: RunResult[]): Row[] {
   const rows: Row[] = [];
-  for (const dnsMode of DNS_MODES) {
-    for (const size of SIZES) {
-      for (const method of METHODS) {
-        const rs = results.filter(
-          (r) => r.size === size && r.method === method && (r.dns ?? 'direct') === dnsMode,
-        );
-        if (rs.length === 0) continue;
-        // A pod that was not released within the run timeout counts as an infinitely late release.
-        const delays = rs.flatMap((r) => [
-          // Released after the run timeout (the harness waited for other pods): not released in time.
-          ...r.delays.map((d) => (d > RUN_TIMEOUT_MS ? Number.POSITIVE_INFINITY : d)),
-          ...Array<number>(r.failed).fill(Number.POSITIVE_INFINITY),
-        ]);
-        const types = [...new Set(rs.flatMap((r) => Object.keys(r.dnsPerPod)))].sort();
-        const dns = Object.fromEntries(types.map((t) => [t, mean(rs.map((r) => r.dnsPerPod[t] ?? 0))]));
-        const sum = (x: Record<string, number> | undefined): number =>
-          Object.values(x ?? {}).reduce((a, b) => a + b, 0);
-        rows.push({
-          method,
-          dnsMode,
-          size,
-          asked: mean(rs.map((r) => sum(r.askedPerPod))),
-          cacheHits: mean(rs.map((r) => r.cacheHitsPerPod ?? 0)),
-          runs: rs.length,
-          p50: q(delays, 0.5),
-          p95: q(delays, 0.95),
-          max: Math.max(...delays),
-          dns,
-          dnsTotal: Object.values(dns).reduce((a, b) => a + b, 0),
-          tcp: mean(rs.map((r) => r.tcpOpensPerPod)),
-          cpu: q(
-            rs.flatMap((r) => r.cpuMsPerPod),
-            0.5,
-          ),
-          rssMb: Math.max(...rs.flatMap((r) => r.rssKbPerPod)) / 1024,
-          failed: rs.reduce((a, r) => a + r.failed, 0),
-        });
+  for (const regime of REGIMES) {
+    for (const dnsMode of DNS_MODES) {
+      for (const size of SIZES) {
+        for (const method of methodsAt(size)) {
+          const rs = results
+            .filter(
+              (r) => r.size === size && r.method === method && dnsOf(r) === dnsMode && regimeOf(r) === regime,
+            )
+            .sort((a, b) => a.rep - b.rep);
+          if (rs.length === 0) continue;
+          const delays = rs.flatMap(delaysOf);
+          const types = [...new Set(rs.flatMap((r) => Object.keys(r.dnsPerPod)))].sort();
+          const dns = Object.fromEntries(types.map((t) => [t, mean(rs.map((r) => r.dnsPerPod[t] ?? 0))]));
+          const sum = (x: Record<string, number> | undefined): number =>
+            Object.values(x ?? {}).reduce((a, b) => a + b, 0);
+          const has = <T>(xs: (T | undefined)[]): T[] => xs.filter((x): x is T => x !== undefined);
+          rows.push({
+            regime,
+            method,
+            dnsMode,
+            size,
+            asked: mean(rs.map((r) => sum(r.askedPerPod))),
+            cacheHits: mean(rs.map((r) => r.cacheHitsPerPod ?? 0)),
+            runs: rs.length,
+            p50: q(delays, 0.5),
+            p95: q(delays, 0.95),
+            max: Math.max(...delays),
+            reps: rs.map((r) => ({ rep: r.rep, p50: q(delaysOf(r), 0.5), max: Math.max(...delaysOf(r)) })),
+            dns,
+            dnsTotal: Object.values(dns).reduce((a, b) => a + b, 0),
+            tcp: mean(rs.map((r) => r.tcpOpensPerPod)),
+            cpu: q(
+              rs.flatMap((r) => r.cpuMsPerPod),
+              0.5,
+            ),
+            rssMb: Math.max(...rs.flatMap((r) => r.rssKbPerPod)) / 1024,
+            failed: rs.reduce((a, r) => a + r.failed, 0),
+            update50: median(has(rs.map((r) => r.readyUpdateMs?.p50))),
+            updateMax: Math.max(...has(rs.map((r) => r.readyUpdateMs?.max))),
+            lagMax: Math.max(...has(rs.map((r) => r.readyLagMaxMs))),
+            publications: median(has(rs.map((r) => r.readyPublications))),
+            scheduleMs: median(has(rs.map((r) => r.scheduleMs))),
+            scheduledMs: median(has(rs.map((r) => r.scheduledMs))),
+            startup50: median(has(rs.map((r) => r.startupMs))),
+            startedMin: Math.min(...has(rs.map((r) => r.startedAtLastReady))),
+            load: mean(has(rs.map((r) => r.load1))),
+          });
+        }
       }
     }
   }
   return rows;
 }
 
-function markdown(rows: Row[]): string {
+const find = (rows: Row[], r: Row, method: Method): Row | undefined =>
+  rows.find(
+    (x) => x.regime === r.regime && x.dnsMode === r.dnsMode && x.size === r.size && x.method === method,
+  );
+
+function markdown(rows: Row[], regime: Regime): string {
   const lines: string[] = [];
   for (const dnsMode of DNS_MODES) {
+    const mine = rows.filter((x) => x.dnsMode === dnsMode && x.regime === regime);
+    if (mine.length === 0) continue;
     const cached = dnsMode === 'cached';
     lines.push(
       '',
       cached
-        ? '### Through a caching resolver (unbound in front of knotd: positive answers up to 30 s, NXDOMAIN 5 s)'
-        : '### Pods ask the authoritative knotd directly',
+        ? `### ${regime}, through a caching resolver (unbound in front of knotd: positive answers up to 30 s, NXDOMAIN 5 s)`
+        : `### ${regime}, pods ask the authoritative knotd directly`,
       '',
-      `| N | method | runs | release after last Ready p50 / p95 / max (ms) | ${cached ? 'DNS queries per pod asked of the cache | of which answered from cache | reaching knotd per pod (by type)' : 'DNS queries per pod (by type)'} | TCP connects per pod | CPU per pod p50 (ms) | peak RSS (MB) | kubepeers (mesh; star) against it: release p50, DNS queries |`,
-      `|---|---|---|---|---|${cached ? '---|---|' : ''}---|---|---|---|`,
+      `| N | method | runs | release after last Ready p50 / p95 / max (ms) | each repetition's p50 / max (ms) | p50 − floor p50 (ms) | p50 / ping-loop p50 | ${cached ? 'DNS queries per pod asked of the cache | of which answered from cache | reaching knotd per pod (by type)' : 'DNS queries per pod (by type)'} | TCP connects per pod | CPU per pod p50 (ms) | peak RSS (MB) |`,
+      `|---|---|---|---|---|---|---|---|${cached ? '---|---|' : ''}---|---|---|`,
     );
-    for (const r of rows.filter((x) => x.dnsMode === dnsMode)) {
-      const load = (x: Row): number => (cached ? x.asked : x.dnsTotal);
-      const kps = KUBEPEERS.flatMap((m) => {
-        const kp = rows.find((x) => x.size === r.size && x.dnsMode === dnsMode && x.method === m);
-        return kp ? [{ name: m === 'kubepeers' ? 'mesh' : 'star', kp }] : [];
-      });
-      let ratio = '';
-      if (BASELINES.includes(r.method)) {
-        ratio = kps
-          .map(({ name, kp }) => {
-            const speed = !Number.isFinite(r.p50)
-              ? 'it never released most pods'
-              : r.p50 >= kp.p50
-                ? `${fmt(r.p50 / kp.p50, 1)}× faster`
-                : `${fmt(kp.p50 / r.p50, 1)}× slower`;
-            const fewer = load(r) / load(kp);
-            const dns = fewer >= 1 ? `${fmt(fewer, 1)}× fewer queries` : `${fmt(1 / fewer, 1)}× more queries`;
-            return `${name}: ${speed}, ${dns}`;
-          })
-          .join('; ');
-      } else if (r.method === 'floor') {
-        ratio = kps.map(({ name, kp }) => `${name}: +${fmt(kp.p50 - r.p50)} ms over the floor`).join('; ');
-      }
+    for (const r of mine) {
+      const floor = find(rows, r, 'floor');
+      const ping = find(rows, r, 'bash-ping');
       const byType = Object.entries(r.dns)
         .map(([t, n]) => `${t} ${fmt(n, 1)}`)
         .join(', ');
       lines.push(
-        `| ${r.size} | ${LABEL[r.method]} | ${r.runs} | ${fmt(r.p50)} / ${fmt(r.p95)} / ${fmt(r.max)}${r.failed ? ` (${r.failed} pod-runs not released within ${RUN_TIMEOUT_MS / 1000} s)` : ''} | ${
+        `| ${r.size} | ${LABEL[r.method]} | ${r.runs} | ${fmt(r.p50)} / ${fmt(r.p95)} / ${fmt(r.max)}${r.failed ? ` (${r.failed} pod-runs not released within ${RUN_TIMEOUT_MS / 1000} s)` : ''} | ${r.reps
+          .map((x) => `${fmt(x.p50)}/${fmt(x.max)}`)
+          .join(' · ')} | ${floor && r.method !== 'floor' ? signed(r.p50 - floor.p50) : ''} | ${
+          ping && r.method !== 'bash-ping' ? fmt(r.p50 / ping.p50, 2) : ''
+        } | ${
           cached
             ? `${fmt(r.asked, 1)} | ${fmt(r.cacheHits, 1)} | ${fmt(r.dnsTotal, 1)} (${byType})`
             : `${fmt(r.dnsTotal, 1)} (${byType})`
-        } | ${fmt(r.tcp, 1)} | ${fmt(r.cpu)} | ${fmt(r.rssMb, 1)} | ${ratio} |`,
+        } | ${fmt(r.tcp, 1)} | ${fmt(r.cpu)} | ${fmt(r.rssMb, 1)} |`,
       );
     }
   }
+  return lines.join('\n');
+}
+
+const signed = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${fmt(x)}` : fmt(x));
+
+/** The issue's targets, per (regime, DNS mode, N), for the mesh and the star. */
+function targets(rows: Row[]): string {
+  const lines = [
+    `| regime | DNS | N | kubepeers | p50 ≤ floor p50 + 20 ms (cold: + 50) | max ≤ floor max + 50 ms | no repetition p50 > 2 × median repetition p50 + 20 ms | p50 ≥ 5× faster than the ping loop | all |`,
+    `|---|---|---|---|---|---|---|---|---|`,
+  ];
+  for (const r of rows.filter((x) => KUBEPEERS.includes(x.method))) {
+    const floor = find(rows, r, 'floor');
+    const ping = find(rows, r, 'bash-ping');
+    const slack = r.regime === 'cold' ? 50 : 20;
+    const verdicts: (boolean | undefined)[] = [];
+    const cell = (ok: boolean | undefined, text: string): string => {
+      verdicts.push(ok);
+      return ok === undefined ? `n/a (${text})` : `${ok ? 'yes' : '**no**'} (${text})`;
+    };
+    const repP50 = r.reps.map((x) => x.p50);
+    const limit = 2 * median(repP50) + 20;
+    const worst = Math.max(...repP50);
+    const cells = [
+      floor
+        ? cell(r.p50 <= floor.p50 + slack, `${fmt(r.p50)} vs ${fmt(floor.p50)} + ${slack}`)
+        : cell(undefined, 'no floor run'),
+      floor
+        ? cell(r.max <= floor.max + 50, `${fmt(r.max)} vs ${fmt(floor.max)} + 50`)
+        : cell(undefined, 'no floor run'),
+      r.reps.length >= 2
+        ? cell(worst <= limit, `worst ${fmt(worst)} vs ${fmt(limit)}`)
+        : cell(undefined, 'one repetition'),
+      ping
+        ? cell(r.p50 * 5 <= ping.p50, `${fmt(ping.p50 / r.p50, 1)}×`)
+        : cell(undefined, 'no ping-loop run'),
+    ];
+    const all = verdicts.includes(false) ? '**no**' : verdicts.includes(undefined) ? 'n/a' : 'yes';
+    lines.push(
+      `| ${r.regime} | ${r.dnsMode} | ${r.size} | ${r.method === 'kubepeers' ? 'mesh' : 'star'} | ${cells.join(' | ')} | ${all} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** What the harness itself did: its Ready updates, the schedule's slip, the pods' start-up, the load. */
+function harness(rows: Row[]): string {
+  const lines = [
+    `| regime | DNS | N | method | Ready publication, sent to answered, p50 / max (ms) | latest answer behind its scheduled time (ms) | publications carrying the N Readies (median) | schedule took / planned (ms, median) | launch to all started (ms, median) | pods started at the last Ready (fewest) | load average (1 min, mean) |`,
+    `|---|---|---|---|---|---|---|---|---|---|---|`,
+  ];
+  for (const r of rows)
+    lines.push(
+      `| ${r.regime} | ${r.dnsMode} | ${r.size} | ${r.method} | ${fmt(r.update50, 1)} / ${fmt(r.updateMax, 1)} | ${fmt(r.lagMax)} | ${fmt(r.publications)} | ${fmt(r.scheduleMs)} / ${fmt(r.scheduledMs)} | ${fmt(r.startup50)} | ${Number.isFinite(r.startedMin) ? `${r.startedMin} of ${r.size}` : 'n/a'} | ${fmt(r.load, 2)} |`,
+    );
   return lines.join('\n');
 }
 
@@ -394,7 +709,7 @@ function svg(rows: Row[], title: string): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/><text x="${W / 2}" y="${H - 56}" text-anchor="middle" font-size="12" fill="#555">${title}</text>${panel(60, 'Release after the last pod is Ready (p50, log)', (r) => r.p50, ' ms')}${panel(500, 'DNS queries per pod (log)', (r) => r.dnsTotal, '')}${legend}</svg>\n`;
 }
 
-/** Hand-written reading of the figures, kept across regenerations (docs/benchmarks.notes.md). */
+/** Hand-written reading of the figures, kept across regenerations (<page>.notes.md). */
 let NOTES = '';
 
 /** Process start to the first DNS query: kubepeers' CLI, and bare Node sending one datagram. */
@@ -449,42 +764,58 @@ async function measureColdStart(runs = 15): Promise<{ label: string; ms: number[
 }
 
 it(
-  'benchmark: bash ping loop vs wait-on vs kubepeers in the cluster in a box',
+  'benchmark: bash ping loop vs wait-on vs kubepeers in the cluster in a box, per readiness regime',
   async () => {
     const results: RunResult[] = [];
+    await mkdir(dirname(RAW), { recursive: true });
     if (process.env.KPBENCH_RESUME === '1') {
       const old = await readFile(RAW, 'utf8').catch(() => '');
       for (const line of old.split('\n').filter(Boolean)) results.push(JSON.parse(line) as RunResult);
     } else {
       await writeFile(RAW, '');
     }
-    NOTES = await readFile(join(ROOT, 'docs/benchmarks.notes.md'), 'utf8').catch(() => '');
+    NOTES = await readFile(`${REPORT_BASE}.notes.md`, 'utf8').catch(() => '');
+    const coldLoad = loadavg()[0]!;
     const coldStart = await measureColdStart();
+    // Regimes interleaved within a repetition: the machine's other load falls on all of them alike.
     for (const dnsMode of DNS_MODES) {
       for (const size of SIZES) {
-        for (let rep = 0; rep < REPS; rep++) {
-          for (const method of METHODS) {
-            const same = (r: RunResult): boolean =>
-              r.size === size && r.rep === rep && r.method === method && (r.dns ?? 'direct') === dnsMode;
-            if (results.some(same)) continue;
-            if (process.env.KPBENCH_REPORT_ONLY === '1') continue;
-            const r = await runOnce(method, dnsMode, size, rep);
-            results.push(r);
-            await appendFile(RAW, `${JSON.stringify(r)}\n`);
-            console.log(
-              `${dnsMode} N=${size} rep ${rep + 1}/${REPS} ${method}: last release ${fmt(Math.max(...r.delays))} ms after last Ready, ${fmt(
-                Object.values(r.askedPerPod ?? r.dnsPerPod).reduce((a, b) => a + b, 0),
-                1,
-              )} DNS queries/pod${r.failed ? `, ${r.failed} not released` : ''}`,
-            );
+        const reps = REPS_OF(size);
+        for (let rep = 0; rep < reps; rep++) {
+          for (const regime of REGIMES) {
+            for (const method of methodsAt(size)) {
+              const same = (r: RunResult): boolean =>
+                r.size === size &&
+                r.rep === rep &&
+                r.method === method &&
+                dnsOf(r) === dnsMode &&
+                regimeOf(r) === regime;
+              if (results.some(same)) continue;
+              if (process.env.KPBENCH_REPORT_ONLY === '1') continue;
+              const r = await runOnce(regime, method, dnsMode, size, rep);
+              results.push(r);
+              await appendFile(RAW, `${JSON.stringify(r)}\n`);
+              const d = delaysOf(r);
+              console.log(
+                `${regime} ${dnsMode} N=${size} rep ${rep + 1}/${reps} ${method}: p50 ${fmt(q(d, 0.5))} max ${fmt(Math.max(...d))} ms after last Ready, ${fmt(
+                  Object.values(r.askedPerPod ?? r.dnsPerPod).reduce((a, b) => a + b, 0),
+                  1,
+                )} DNS queries/pod${r.failed ? `, ${r.failed} not released` : ''}; ${r.readyPublications} publications, sent-to-answered p50/max ${fmt(r.readyUpdateMs!.p50, 1)}/${fmt(
+                  r.readyUpdateMs!.max,
+                  1,
+                )} ms, schedule ${r.scheduleMs}/${r.scheduledMs} ms, started ${r.startupMs ?? 'n/a'} ms after launch (${r.startedAtLastReady}/${size} at last Ready), load ${r.load1}`,
+              );
+            }
           }
         }
       }
     }
-    const rows = summarize(
-      results.filter((r) => SIZES.includes(r.size) && METHODS.includes(r.method) && r.rep < REPS),
+    const rows = summarize(results.filter((r) => r.rep < REPS_OF(r.size)));
+    const tables = REGIMES.map((regime) => ({ regime, table: markdown(rows, regime) })).filter(
+      (t) => t.table,
     );
-    const table = markdown(rows);
+    const goals = targets(rows);
+    const own = harness(rows);
     const cold =
       `| process | runs | start to first DNS query p50 / p95 / max (ms) |\n|---|---|---|\n` +
       coldStart
@@ -493,36 +824,49 @@ it(
             `| ${c.label} | ${c.ms.length} | ${fmt(q(c.ms, 0.5))} / ${fmt(q(c.ms, 0.95))} / ${fmt(Math.max(...c.ms))} |`,
         )
         .join('\n');
-    console.log(`\n${table}\n\n${cold}\n`);
-    await mkdir(join(ROOT, 'docs'), { recursive: true });
-    await writeFile(
-      join(ROOT, 'docs/benchmarks.svg'),
-      svg(
-        rows.filter((r) => r.dnsMode === 'direct'),
-        'pods ask the authoritative knotd directly',
-      ),
+    console.log(
+      `\n${tables.map((t) => t.table).join('\n')}\n\n## Targets\n\n${goals}\n\n## Harness\n\n${own}\n\n${cold}\n`,
     );
-    if (DNS_MODES.includes('cached'))
-      await writeFile(
-        join(ROOT, 'docs/benchmarks-cached.svg'),
-        svg(
-          rows.filter((r) => r.dnsMode === 'cached').map((r) => ({ ...r, dnsTotal: r.asked })),
-          'through a caching resolver (DNS panel: queries the pods asked of it)',
-        ),
-      );
+    await mkdir(dirname(REPORT), { recursive: true });
+    const plots: string[] = [];
+    if (process.env.KPBENCH_SVG !== '0') {
+      for (const { regime } of tables) {
+        for (const dnsMode of DNS_MODES) {
+          const mine = rows.filter((r) => r.regime === regime && r.dnsMode === dnsMode);
+          if (mine.length === 0) continue;
+          const file = `${REPORT_BASE}-${regime}${dnsMode === 'cached' ? '-cached' : ''}.svg`;
+          await writeFile(
+            file,
+            svg(
+              dnsMode === 'cached' ? mine.map((r) => ({ ...r, dnsTotal: r.asked })) : mine,
+              `${regime}: ${dnsMode === 'cached' ? 'through a caching resolver (DNS panel: queries the pods asked of it)' : 'pods ask the authoritative knotd directly'}`,
+            ),
+          );
+          plots.push(`![${regime}, ${dnsMode}](${file.slice(dirname(REPORT).length + 1)})`);
+        }
+      }
+    }
+    const repsText = SIZES.map((n) => `${REPS_OF(n)} at ${n}`).join(', ');
     await writeFile(
-      join(ROOT, 'docs/benchmarks.md'),
+      REPORT,
       `# Benchmarks\n\nMeasured by \`npm run bench\` (test/bench/compare.run.ts) on ${new Date().toISOString().slice(0, 10)}, ` +
-        `Node ${process.version}, ${SIZES.join('/')} pods, up to ${REPS} repetitions (see the runs column), Ready times spread over ${SPREAD_MS} ms in a shuffled order, ` +
+        `Node ${process.version}, ${SIZES.join('/')} pods, up to ${repsText} repetitions (see the runs column), ` +
         `in the cluster in a box (network namespaces on one 2-core machine: all pods share its CPUs).\n\n` +
-        `- release: time from the last pod's Ready (its records added to DNS) to each pod's release (pooled over repetitions);\n` +
-        `- DNS queries: knotd's own counters, divided by N; TCP connects: each pod namespace's Tcp ActiveOpens;\n` +
+        `Readiness regimes (a pod is Ready when knotd has answered the harness's ${READY_VIA === 'control' ? 'control-socket transaction adding its records' : 'dynamic update adding its records (knsupdate)'}; one publication in flight at a time, Readies falling due meanwhile go out together as soon as it is answered):\n\n` +
+        tables.map(({ regime }) => `- **${regime}**: ${REGIME_TEXT[regime]};\n`).join('') +
+        `\nEach regime runs every method on the same schedule per (N, repetition); wait-on only at 16 pods or fewer.\n\n` +
+        `- release: time from the last pod's Ready to each pod's release (pooled over repetitions; each repetition's p50 / max beside it);\n` +
+        `- p50 − floor p50: what the method adds to the floor (pods told at once after the last Ready, no check); p50 / ping-loop p50: below 0.2 is 5× faster than the docs' loop;\n` +
+        `- DNS queries: knotd's own counters from the pods' launch to the last release, divided by N; TCP connects: each pod namespace's Tcp ActiveOpens;\n` +
         `- CPU and peak RSS: GNU time around the waiting tool (bash with its ping children; wait-on; kubepeers wait);\n` +
         `- with the caching resolver: the queries the pods asked of it (its counters), how many it answered from its cache, and the rest that reached knotd.\n` +
-        `${table}\n\n![benchmark plot, direct](benchmarks.svg)\n\n` +
-        (DNS_MODES.includes('cached') ? `![benchmark plot, cached](benchmarks-cached.svg)\n\n` : '') +
+        tables.map(({ regime, table }) => `\n## ${regime}\n${table}\n`).join('') +
+        `\n## Targets\n\nPer regime, DNS mode and N, for the mesh and the star, against the floor and the ping loop of the same runs.\n\n${goals}\n\n` +
+        `## Harness\n\nThe harness's own share: how long each Ready took from sent to answered, and how far the answers fell behind the schedule ` +
+        `(the schedule stretches when they do). "Pods started at the last Ready" shows how cold the cold regime was.\n\n${own}\n\n` +
+        (plots.length ? `${plots.join('\n\n')}\n\n` : '') +
         `## Cold start\n\nFrom spawning the process to the first DNS query arriving at a UDP socket of the harness (Node ${process.version}, ` +
-        `idle machine, measured when this page was generated). \`node -e\` sending one datagram is the floor any Node.js tool pays.\n\n${cold}\n` +
+        `measured when this page was generated, at a 1-minute load average of ${fmt(coldLoad, 1)} on the 2 cores). \`node -e\` sending one datagram is the floor any Node.js tool pays.\n\n${cold}\n` +
         (NOTES ? `\n${NOTES}` : ''),
     );
   },

@@ -51,6 +51,14 @@ export interface PodSpec {
   root?: boolean;
 }
 
+/** A pod whose namespace is set up and whose program has not been started (see preparePods). */
+export interface PreparedPod {
+  index: number;
+  ip: string;
+  netns: string;
+  hostname: string;
+}
+
 export interface Pod {
   index: number;
   ip: string;
@@ -83,6 +91,7 @@ export class ClusterInABox {
   readonly pods = new Map<number, Pod>();
   readonly spawned: number[] = [];
   private slot = 0;
+  private controlSession: KnotControlSession | undefined;
   private readonly namespaces: string[] = [];
 
   private constructor(
@@ -165,6 +174,15 @@ export class ClusterInABox {
    * sets up many pods with a few batched `ip` commands.
    */
   async startPods(indices: number[], spec: PodSpec): Promise<Pod[]> {
+    return this.launchPods(await this.preparePods(indices), spec);
+  }
+
+  /**
+   * The first half of startPods: creates the pods' namespaces, addresses and /etc/netns files, and
+   * starts nothing. launchPods then spawns every program in one synchronous loop, so that a benchmark
+   * can tell the moment the pods were launched (and no pod runs while the others are still being set up).
+   */
+  async preparePods(indices: number[]): Promise<PreparedPod[]> {
     const planned = indices.map((index) => ({ index, ...this.nextAddress() }));
     const netnsOf = (p: { index: number; slot: number }): string => `${this.id}-p${p.index}s${p.slot}`;
     const nodeBatch: string[] = [];
@@ -205,7 +223,7 @@ export class ClusterInABox {
       planned.map((p, k) => run('ip', ['-n', netnsOf(p), '-batch', '-'], podBatches[k]! + '\n')),
     );
 
-    const pods: Pod[] = [];
+    const prepared: PreparedPod[] = [];
     for (const p of planned) {
       const ns = netnsOf(p);
       const hostname = `${this.job}-${p.index}`;
@@ -218,9 +236,14 @@ export class ClusterInABox {
         join(etc, 'resolv.conf'),
         `search ${this.namespace}.svc.cluster.local svc.cluster.local cluster.local\nnameserver ${NODE_IP}\noptions ndots:5\n`,
       );
-      pods.push(this.spawnPod(p.index, p.ip, ns, hostname, spec));
+      prepared.push({ index: p.index, ip: p.ip, netns: ns, hostname });
     }
-    return pods;
+    return prepared;
+  }
+
+  /** The second half of startPods: starts the programs of prepared pods, synchronously, in order. */
+  launchPods(prepared: PreparedPod[], spec: PodSpec): Pod[] {
+    return prepared.map((p) => this.spawnPod(p.index, p.ip, p.netns, p.hostname, spec));
   }
 
   private spawnPod(index: number, ip: string, netns: string, hostname: string, spec: PodSpec): Pod {
@@ -281,6 +304,31 @@ export class ClusterInABox {
   async markReady(...indices: number[]): Promise<void> {
     const pods = indices.map((i) => this.pod(i));
     await this.knot.update(pods.flatMap((p) => this.records(p, 'add')));
+    for (const p of pods) p.ready = true;
+  }
+
+  /**
+   * Marks pods Ready through knotd's control socket instead of a dynamic update: one zone transaction
+   * (zone-begin, zone-set of each record, zone-commit) written to a long-lived `knotc`, resolved when the
+   * commit is answered (the records are then served). knotd runs dynamic updates as zone events, which it
+   * schedules in whole seconds: about one update in 200 (more on a loaded machine) is answered 1 s late,
+   * a hole a benchmark's Ready schedule cannot afford. Calls may overlap: transactions are applied, and
+   * resolve, in call order. Nothing else in the box changes; markNotReady withdraws these records too.
+   */
+  async markReadyByControl(...indices: number[]): Promise<void> {
+    const pods = indices.map((i) => this.pod(i));
+    this.controlSession ??= new KnotControlSession(join(this.knot.dir, 'knot.sock'));
+    const zone = this.knot.zone;
+    const commands = [`zone-begin ${zone}`];
+    for (const p of pods) {
+      // The same two records as podRecords(): the pod's own name and its entry in the Service's A set.
+      commands.push(
+        `zone-set ${zone} ${p.hostname}.${this.svc}.${this.namespace}.svc.${zone}. 5 A ${p.ip}`,
+        `zone-set ${zone} ${this.svc}.${this.namespace}.svc.${zone}. 5 A ${p.ip}`,
+      );
+    }
+    commands.push(`zone-commit ${zone}`);
+    await this.controlSession.send(commands);
     for (const p of pods) p.ready = true;
   }
 
@@ -368,6 +416,7 @@ export class ClusterInABox {
     for (const pod of this.pods.values())
       if (pod.process.exitCode === null && pod.process.signalCode === null) pod.process.kill('SIGKILL');
     await Promise.all([...this.pods.values()].map((p) => p.exited));
+    await this.controlSession?.close();
     await this.cache?.stop().catch(() => {});
     await this.knot.stop().catch(() => {});
     for (const ns of this.namespaces) await deleteNamespace(ns);
@@ -386,7 +435,73 @@ export class ClusterInABox {
   }
 
   private knotPids(): number[] {
-    return [this.knot.pid, this.cache?.pid].filter((p): p is number => p !== undefined);
+    return [this.knot.pid, this.cache?.pid, this.controlSession?.pid].filter(
+      (p): p is number => p !== undefined,
+    );
+  }
+}
+
+/**
+ * An interactive `knotc` on knotd's control socket (a file: no namespace needed). It answers each command
+ * with one line on stdout ("OK", or a zone-read's records) and reports errors on stderr; stdout is made
+ * line-buffered (stdbuf) so that each answer arrives as it is given. A transaction resolves once its last
+ * command is answered; any error fails it and every transaction queued behind it.
+ */
+class KnotControlSession {
+  private readonly proc: ChildProcess;
+  private readonly queue: { left: number; resolve: () => void; reject: (err: Error) => void }[] = [];
+  private partial = '';
+  private failure: Error | undefined;
+  private readonly exited: Promise<void>;
+
+  constructor(socket: string) {
+    this.proc = spawn('stdbuf', ['-oL', '-eL', 'knotc', '-s', socket], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.exited = new Promise((resolve) => this.proc.once('exit', () => resolve()));
+    this.proc.stdin!.on('error', () => {}); // reported through exit
+    this.proc.stdout!.on('data', (d: Buffer) => {
+      this.partial += d.toString();
+      const lines = this.partial.split('\n');
+      this.partial = lines.pop()!;
+      for (let k = 0; k < lines.length; k++) {
+        const head = this.queue[0];
+        if (!head) continue;
+        if (--head.left === 0) {
+          this.queue.shift();
+          head.resolve();
+        }
+      }
+    });
+    let stderr = '';
+    this.proc.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      this.fail(new Error(`knotc: ${stderr.trim()}`));
+    });
+    this.proc.once('exit', (code) => this.fail(new Error(`knotc exited ${code}: ${stderr.trim()}`)));
+  }
+
+  get pid(): number | undefined {
+    return this.proc.exitCode === null && this.proc.signalCode === null ? this.proc.pid : undefined;
+  }
+
+  /** Writes the commands at once; resolves when the last one is answered. */
+  send(commands: string[]): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ left: commands.length, resolve, reject });
+      this.proc.stdin!.write(commands.join('\n') + '\n');
+    });
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const t of this.queue.splice(0)) t.reject(this.failure);
+  }
+
+  async close(): Promise<void> {
+    if (this.pid !== undefined) this.proc.stdin!.end();
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 2000).unref();
+    await this.exited;
+    clearTimeout(timer);
   }
 }
 
