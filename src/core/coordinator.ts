@@ -116,6 +116,7 @@ export class Coordinator extends Pod {
         if (!this.named) {
           this.named = true;
           this.tell(this.config.index, address);
+          this.maybeAdopt();
         }
         continue;
       }
@@ -203,6 +204,8 @@ export class Coordinator extends Pod {
       return;
     }
     this.owner.set(conn.remote, k);
+    // Released already (by us before a restart, or our ack was lost): nothing is owed to it.
+    if (conn.peer!.peerReleased) this.delivered.add(k);
     if (this.service.has(conn.remote) && this.addEvidence(t, conn.remote)) this.tell(k, conn.remote);
     const wasVerified = t.verified !== undefined;
     const before = t.instance;
@@ -239,8 +242,7 @@ export class Coordinator extends Pod {
       }
     }
     if (verified && this.released) this.deliver(t);
-    const offered = this.offered.get(t.index);
-    if (verified && offered && !this.released) this.adopt(offered);
+    this.maybeAdopt();
     this.maybePark(t);
     this.maybeRelease();
     this.schedulePoll();
@@ -270,9 +272,11 @@ export class Coordinator extends Pod {
       this.progress();
     } else if (message.t === 'ack') {
       this.delivered.add(k);
-    } else if (message.t === 'release' && !this.released) {
+    } else if (message.t === 'release') {
+      // A member released before we restarted offers its roster: it needs nothing more from us.
+      this.delivered.add(k);
       const roster = unpackAddresses(message.roster, this.config.scope.size);
-      if (roster) this.offered.set(k, roster);
+      if (roster && !this.released) this.offered.set(k, roster);
       this.recheck(t);
     }
   }
@@ -346,16 +350,27 @@ export class Coordinator extends Pod {
 
   /**
    * We restarted after the job was released: a member we verified has the roster. We take it with our
-   * new address and deliver it like our own to whoever asks.
+   * new address, once our name resolves to it (the Service lists it), and deliver it like our own.
    */
+  private maybeAdopt(): void {
+    if (this.released || !this.named) return;
+    for (const [k, roster] of this.offered) {
+      if (this.members[k]?.verified !== undefined) {
+        this.adopt(roster);
+        return;
+      }
+    }
+  }
+
   private adopt(roster: string[]): void {
     this.released = true;
     this.timers.clear('poll');
     this.roster = roster;
     this.roster[this.config.index] = this.config.selfAddress;
     this.releaseFrame = '';
-    for (const t of this.targets()) this.delivered.add(t.index);
     this.out.push({ type: 'released', roster: [...this.roster] });
+    // Members released before we restarted need nothing; the others get it once verified.
+    for (const t of this.targets()) this.deliver(t);
   }
 
   /** Sends the release to `t`: on its connection, or by connecting to its responder. */
