@@ -241,6 +241,7 @@ export class Coordinator extends Pod {
         this.connectTarget(t, address);
       }
     }
+    this.rearm(t);
     if (verified && this.released) this.deliver(t);
     this.maybeAdopt();
     this.maybePark(t);

@@ -70,6 +70,7 @@ export class Member extends Pod {
         this.connectTarget(t, address);
       }
     }
+    this.rearm(t);
     if (isCoordinator && verified && !t.conn && !t.connecting && this.sentDone !== this.digest()) {
       // Parked, or the coordinator's connection dropped while we have news for it: go and tell it.
       this.connectTarget(t, t.verified!);

@@ -520,13 +520,22 @@ export abstract class Pod implements Machine {
     t.connecting = true;
     this.connect(address, t.index, (reason, detail) => {
       t.connecting = false;
-      // Not there (any more): a pod that restarted is elsewhere. Its name, or the Service, tells where.
-      t.evidence.delete(address);
+      // Maybe not there any more (a pod that restarted is elsewhere): its name is asked again before the
+      // next attempt (the Service's evidence stays).
       t.addresses = t.addresses.filter((a) => a !== address);
       if (t.why?.reason !== 'gave-up') t.why = { reason, detail };
       t.notBefore = this.now + this.backoff(t.failures++);
       this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
     });
+  }
+
+  /**
+   * A target waiting out a backoff must be looked at again when it is over, whatever timer fired
+   * before (a timer set for an earlier deadline does not cover a later one).
+   */
+  protected rearm(t: Target): void {
+    if (t.verified === undefined && !t.conn && !t.connecting && t.notBefore > this.now)
+      this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
   }
 
   /** Target `t` lost its connection (not on purpose): it must pass again. */
