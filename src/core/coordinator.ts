@@ -89,9 +89,16 @@ export class Coordinator extends Pod {
 
   // ---- discovery ----
 
+  /** A Service lookup is in flight: at most one at a time. */
+  private polling = false;
+
   private pollService(): void {
-    if (this.released) return;
-    this.query(this.config.service, (r) => this.onService(r));
+    if (this.released || this.polling) return;
+    this.polling = true;
+    this.query(this.config.service, (r) => {
+      this.polling = false;
+      this.onService(r);
+    });
   }
 
   private onService(r: DnsResult): void {
@@ -135,7 +142,7 @@ export class Coordinator extends Pod {
   }
 
   private schedulePoll(): void {
-    if (this.released || this.timers.has('poll')) return;
+    if (this.released || this.polling || this.timers.has('poll')) return;
     // Until every member is verified, and we have seen ourselves listed (members verify us then).
     if (this.named && this.verifiedCount === this.targets().length) return;
     const { pollMs, random } = this.config;
@@ -155,8 +162,15 @@ export class Coordinator extends Pod {
     });
   }
 
+  /** What was told of whom, so that each (index, address) is told once. */
+  private readonly told = new Map<number, Set<string>>();
+
   /** Queues a `peers` entry for every member (mesh), or our own for the star's members. */
   private tell(k: number, address: string): void {
+    const known = this.told.get(k) ?? new Set<string>();
+    if (known.has(address)) return;
+    known.add(address);
+    this.told.set(k, known);
     this.announce.push([k, address]);
   }
 
@@ -216,7 +230,8 @@ export class Coordinator extends Pod {
       if (wasVerified) this.unverified(t);
       this.delivered.delete(k);
     }
-    if (!this.mesh && t.verified === undefined && this.authenticated >= MAX_HELD) {
+    // (`authenticated` counts this connection already.)
+    if (!this.mesh && t.verified === undefined && this.authenticated > MAX_HELD) {
       // Too many at once: come back later, spread out.
       t.conn = undefined;
       const ms = this.config.retryMinMs + this.config.random() * this.config.scope.size * 0.5;
@@ -232,7 +247,11 @@ export class Coordinator extends Pod {
     if (this.stopped) return;
     const wasVerified = t.verified !== undefined;
     const verified = this.check(t, this.serviceTooBig || this.serviceFailures > 0 || this.released);
-    if (verified && !wasVerified) this.verifiedCount++;
+    if (verified && !wasVerified) {
+      this.verifiedCount++;
+      // Verified by name while the Service could not be used: that is evidence for the others too.
+      this.tell(t.index, t.verified!);
+    }
     const room = this.mesh || this.authenticated < MAX_HELD;
     if (!verified && !t.conn && !t.connecting && t.notBefore <= this.now && room) {
       // We lost it (or never had it) but know where it was listed: go and look.
