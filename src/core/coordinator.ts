@@ -292,6 +292,9 @@ export class Coordinator extends Pod {
       this.progress();
     } else if (message.t === 'ack') {
       this.delivered.add(k);
+      // Nothing more to say to it: free the slot (a big star holds at most MAX_HELD).
+      this.close(conn, 'released');
+      t.conn = undefined;
     } else if (message.t === 'release') {
       // A member released before we restarted offers its roster: it needs nothing more from us.
       this.delivered.add(k);

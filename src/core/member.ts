@@ -123,6 +123,7 @@ export class Member extends Pod {
       // that does not know the release (it restarted) may take our roster once it has verified us.
       if (conn.peer!.peerInstance === this.releasedBy) this.send(conn, { t: 'ack' });
       else this.send(conn, { t: 'release', roster: packAddresses(this.roster) });
+      this.close(conn, 'released');
       return;
     }
     const t = this.targets.get(conn.peer!.peerIndex);
