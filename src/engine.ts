@@ -236,7 +236,7 @@ export class Engine {
       trace(
         '%d %s in %j',
         this.config.index,
-        this.now().toFixed(1),
+        (performance.timeOrigin + performance.now()).toFixed(1),
         input.type === 'data' ? { ...input, bytes: Buffer.from(input.bytes).toString() } : input,
       );
     this.machine.handle(this.now(), input);

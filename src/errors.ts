@@ -174,7 +174,8 @@ export interface MissingPeer {
    * - `dns-error`: the DNS servers failed (timeout, SERVFAIL, REFUSED);
    * - `connect-failed`: its address resolved but the TCP connection failed (refused, unreachable, timeout);
    * - `wrong-identity`: something answered at its address but is not this member of this run;
-   * - `unconfirmed`: we verified it but it has not yet verified us (it cannot resolve or reach our name);
+   * - `unconfirmed`: verified, but the barrier still waits on it: on the coordinator, a member that has not
+   *   yet verified everyone it checks (see its own log); on a member, the coordinator has not released yet;
    * - `gave-up`: it stopped waiting (its own timeout or abort) and disconnected: a consequence of another
    *   peer's absence, listed after the others;
    * - `http-unhealthy`: (CLI `--probe-http`) its HTTP health endpoint did not answer 2xx.

@@ -28,9 +28,12 @@ export type Topology = 'mesh' | 'star';
 
 /** Progress of the barrier, reported on every change. */
 export interface Progress {
-  /** Peers (other than this pod) that passed: resolved, verified and confirmed us. */
+  /**
+   * Pods this pod checks that passed: on the coordinator, members verified and done; on a mesh member,
+   * the members it verified; on a star member, the coordinator (0 or 1).
+   */
   ready: number;
-  /** Number of peers other than this pod (`size - 1`). */
+  /** Number of pods this pod checks: `size - 1`, or 1 on a star member. */
   total: number;
   /** Indices still missing, ascending. */
   missing: number[];
@@ -105,9 +108,10 @@ export interface WaitForPeersOptions {
   lingerMs?: number;
   /**
    * `mesh`: every pod resolves and verifies every other pod and is verified by each (about N DNS queries
-   * and 2(N - 1) connections per pod, all held until release). `star`: every pod resolves and verifies only
-   * the coordinator (index 0), which admits each pod by checking its name once and releases everyone with
-   * the roster (O(N) queries and connections for the whole job; a bounded number of sockets on every pod).
+   * and N - 1 connections per pod, held until release). `star`: every pod resolves and verifies only the
+   * coordinator (index 0), which verifies each pod by checking its name once (O(N) queries and
+   * connections for the whole job; a bounded number of sockets on every pod). In both, the coordinator
+   * discovers the members and releases everyone with its roster.
    * `auto`: mesh up to {@link AUTO_MESH_MAX_SIZE} (256) pods, star above. Every pod of a run must use the
    * same (the handshake rejects a mismatch). Default: env `KUBEPEERS_TOPOLOGY`, else `auto`.
    */

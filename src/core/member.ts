@@ -71,7 +71,14 @@ export class Member extends Pod {
       }
     }
     this.rearm(t);
-    if (isCoordinator && verified && !t.conn && !t.connecting && this.sentDone !== this.digest()) {
+    if (
+      isCoordinator &&
+      verified &&
+      !t.conn &&
+      !t.connecting &&
+      t.notBefore <= this.now &&
+      this.sentDone !== this.digest()
+    ) {
       // Parked, or the coordinator's connection dropped while we have news for it: go and tell it.
       this.connectTarget(t, t.verified!);
     }
