@@ -213,6 +213,12 @@ export function createFlooder(config: CoreConfig, rng: Rng): Machine {
       for (const c of conns.values()) t = Math.min(t, c.until);
       return t;
     },
+    hint() {
+      return undefined;
+    },
+    idle() {
+      return false;
+    },
     missing() {
       return [];
     },
