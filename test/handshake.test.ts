@@ -1,16 +1,9 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HandshakeError } from '../src/index.js';
-import {
-  Channel,
-  clientHandshake,
-  packAddresses,
-  PROTOCOL_VERSION,
-  scopeKey,
-  serverHandshake,
-  unpackAddresses,
-  type Scope,
-} from '../src/handshake.js';
+import { ClientHandshake } from '../src/core/handshake.js';
+import { packAddresses, unpackAddresses, type Scope } from '../src/core/wire.js';
+import { identity, token, Wire } from './helpers/wire.js';
 
 const scope: Scope = {
   namespace: 'ml',
@@ -22,45 +15,46 @@ const scope: Scope = {
   topology: 'mesh',
 };
 const servers: Server[] = [];
+const wires: Wire[] = [];
 
 afterEach(() => {
   for (const s of servers.splice(0)) s.close();
+  for (const w of wires.splice(0)) w.destroy();
 });
 
-/** A real TCP pair on loopback: the server side runs `onServer`, the client side is returned. */
-async function pair(onServer: (socket: Socket) => void): Promise<{ client: Channel; port: number }> {
+/** A TCP server on loopback whose connections go to `onServer`; returns its port. */
+async function listen(onServer: (socket: Socket) => void): Promise<number> {
   const server = createServer(onServer);
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  const socket = connect(port, '127.0.0.1');
-  await new Promise((r) => socket.once('connect', r));
-  return { client: new Channel(socket), port };
+  return (server.address() as { port: number }).port;
 }
 
-function serve(serverScope: Scope, index: number, secret?: string, released = false) {
+async function dial(port: number): Promise<Wire> {
+  const wire = await Wire.connect('127.0.0.1', port);
+  wires.push(wire);
+  return wire;
+}
+
+/** A server that runs the server side of the handshake as index `index` of `serverScope` on every connection. */
+async function serve(serverScope: Scope, index: number, secret?: string, released = false) {
   const results: Promise<unknown>[] = [];
-  const onServer = (socket: Socket): void => {
-    const local = { scope: serverScope, key: scopeKey(serverScope, secret), index, instance: `srv-${index}` };
-    results.push(
-      serverHandshake(new Channel(socket), local, () => released, 2000, 0).catch((e: unknown) => e),
-    );
-  };
-  return { results, onServer };
+  const local = identity(serverScope, index, secret, `srv-${index}`);
+  const port = await listen((socket) => {
+    const wire = new Wire(socket);
+    wires.push(wire);
+    results.push(wire.serverHandshake(local, released).catch((e: unknown) => e));
+  });
+  return { results, port };
 }
 
-const client = (s: Scope = scope, secret?: string) => ({
-  scope: s,
-  key: scopeKey(s, secret),
-  index: 1,
-  instance: 'cli-1',
-});
+const client = (s: Scope = scope, secret?: string) => identity(s, 1, secret, 'cli-1');
 
 describe('handshake', () => {
   it('both sides learn and prove who the other is', async () => {
-    const srv = serve(scope, 3, 'shh', true);
-    const { client: ch, port } = await pair(srv.onServer);
-    const res = await clientHandshake(ch, client(scope, 'shh'), 3, 2000, port);
+    const srv = await serve(scope, 3, 'shh', true);
+    const wire = await dial(srv.port);
+    const res = await wire.clientHandshake(client(scope, 'shh'), 3);
     expect(res).toEqual({ peerIndex: 3, peerInstance: 'srv-3', peerReleased: true });
     await expect(srv.results[0]).resolves.toEqual({
       peerIndex: 1,
@@ -70,9 +64,9 @@ describe('handshake', () => {
   });
 
   it('a probe (expect -1) learns the index of whoever answers', async () => {
-    const srv = serve(scope, 2);
-    const { client: ch, port } = await pair(srv.onServer);
-    expect((await clientHandshake(ch, client(), -1, 2000, port)).peerIndex).toBe(2);
+    const srv = await serve(scope, 2);
+    const wire = await dial(srv.port);
+    expect((await wire.clientHandshake(client(), -1)).peerIndex).toBe(2);
   });
 
   it.each([
@@ -84,22 +78,21 @@ describe('handshake', () => {
   ])(
     'rejects a pod of %s as a mismatch, without saying what the responder has',
     async (_w, serverScope, theirs) => {
-      const srv = serve(serverScope, 3);
-      const { client: ch, port } = await pair(srv.onServer);
-      let wire = '';
-      ch.socket.on('data', (d: Buffer) => (wire += d.toString()));
-      const err = await clientHandshake(ch, client(), 3, 2000, port).catch((e: unknown) => e);
+      const srv = await serve(serverScope, 3);
+      const wire = await dial(srv.port);
+      const err = await wire.clientHandshake(client(), 3).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(HandshakeError);
       expect(err).toMatchObject({
         code: 'ERR_KUBEPEERS_HANDSHAKE',
         reason: 'mismatch',
         address: '127.0.0.1',
-        port,
+        port: srv.port,
       });
       expect((err as Error).message).toContain('it is not index 3 of this run');
+      await wire.closed;
       // All a stranger learns is one word: nothing of the responder's scope.
-      expect(wire).toBe('{"t":"reject","reason":"mismatch"}\n');
-      expect(wire).not.toContain(theirs);
+      expect(wire.received).toBe('{"t":"reject","reason":"mismatch"}\n');
+      expect(wire.received).not.toContain(theirs);
       // The responder itself knows why.
       expect(await srv.results[0]).toMatchObject({
         reason: 'mismatch',
@@ -109,74 +102,67 @@ describe('handshake', () => {
   );
 
   it('rejects the wrong index at the expected address (a reused IP inside the job)', async () => {
-    const srv = serve(scope, 2);
-    const { client: ch, port } = await pair(srv.onServer);
-    const err = await clientHandshake(ch, client(), 3, 2000, port).catch((e: unknown) => e);
+    const srv = await serve(scope, 2);
+    const wire = await dial(srv.port);
+    const err = await wire.clientHandshake(client(), 3).catch((e: unknown) => e);
     expect(err).toMatchObject({
       reason: 'mismatch',
       message: expect.stringContaining('it is not index 3 of this run'),
     });
+    await wire.closed;
+    expect(wire.received).toBe('{"t":"reject","reason":"mismatch"}\n');
+    expect(await srv.results[0]).toMatchObject({
+      reason: 'mismatch',
+      message: expect.stringContaining('index 3'),
+    });
   });
 
   it('a responder keyed with another secret cannot prove itself', async () => {
-    const srv = serve(scope, 3, 'theirs');
-    const { client: ch, port } = await pair(srv.onServer);
-    const err = await clientHandshake(ch, client(scope, 'ours'), 3, 2000, port).catch((e: unknown) => e);
+    const srv = await serve(scope, 3, 'theirs');
+    const wire = await dial(srv.port);
+    const err = await wire.clientHandshake(client(scope, 'ours'), 3).catch((e: unknown) => e);
     expect(err).toMatchObject({ reason: 'bad-proof' });
+    // No confirm was sent: the responder never takes it as a peer.
+    expect(await srv.results[0]).toMatchObject({ reason: 'closed' });
   });
 
   it('a replayed welcome from an earlier handshake does not pass', async () => {
     // Record a genuine welcome, then serve it verbatim to a new client (whose nonce differs).
-    const srv = serve(scope, 3);
-    let recorded = '';
-    const { client: first, port } = await pair(srv.onServer);
-    first.socket.on('data', (d: Buffer) => (recorded ||= d.toString().split('\n')[0]!));
-    await clientHandshake(first, client(), 3, 2000, port);
-    const { client: ch, port: port2 } = await pair((s) => s.once('data', () => s.write(`${recorded}\n`)));
-    const err = await clientHandshake(ch, client(), 3, 2000, port2).catch((e: unknown) => e);
+    const srv = await serve(scope, 3);
+    const first = await dial(srv.port);
+    await first.clientHandshake(client(), 3);
+    const recorded = first.frames[0]!;
+    expect(recorded).toMatchObject({ t: 'welcome', from: 3 });
+    const port = await listen((s) => s.once('data', () => s.write(`${JSON.stringify(recorded)}\n`)));
+    const wire = await dial(port);
+    const err = await wire.clientHandshake(client(), 3).catch((e: unknown) => e);
     expect(err).toMatchObject({ reason: 'bad-proof' });
   });
 
   it('tells a silent service, a closing one and a non-kubepeers one apart', async () => {
-    const silent = await pair(() => {});
+    const silent = await dial(await listen(() => {}));
     expect(
-      await clientHandshake(silent.client, client(), 3, 200, silent.port).catch((e: unknown) => e),
+      await silent.clientHandshake(client(), 3, { timeoutMs: 200 }).catch((e: unknown) => e),
     ).toMatchObject({ reason: 'timeout' });
-    const closing = await pair((s) => s.end());
-    expect(
-      await clientHandshake(closing.client, client(), 3, 2000, closing.port).catch((e: unknown) => e),
-    ).toMatchObject({ reason: 'closed' });
-    const http = await pair((s) => s.once('data', () => s.end('{"hello":"world"}\n')));
-    expect(
-      await clientHandshake(http.client, client(), 3, 2000, http.port).catch((e: unknown) => e),
-    ).toMatchObject({ reason: 'protocol' });
+    const closing = await dial(await listen((s) => s.end()));
+    expect(await closing.clientHandshake(client(), 3).catch((e: unknown) => e)).toMatchObject({
+      reason: 'closed',
+    });
+    const other = await dial(await listen((s) => s.once('data', () => s.end('{"hello":"world"}\n'))));
+    expect(await other.clientHandshake(client(), 3).catch((e: unknown) => e)).toMatchObject({
+      reason: 'protocol',
+    });
   });
 
   it('the server rejects a client that cannot prove itself', async () => {
-    const srv = serve(scope, 3);
-    const { port } = await pair(() => {});
-    servers[0]!.removeAllListeners('connection').on('connection', srv.onServer);
-    const raw = connect(port, '127.0.0.1');
-    const hello = {
-      t: 'hello',
-      v: PROTOCOL_VERSION,
-      ns: 'ml',
-      svc: 'workers',
-      domain: 'cluster.local',
-      job: 'train',
-      run: 'uid-1',
-      size: 4,
-      topo: 'mesh',
-      from: 1,
-      to: 3,
-      inst: 'x',
-      nonce: 'n',
-    };
-    const welcome = new Promise((r) => raw.once('data', r));
-    raw.write(`${JSON.stringify(hello)}\n`);
-    await welcome;
-    raw.write(`${JSON.stringify({ t: 'confirm', proof: 'forged' })}\n`);
+    const srv = await serve(scope, 3);
+    const wire = await dial(srv.port);
+    // A genuine hello, then a confirm whose proof is made up.
+    await wire.send(new ClientHandshake(client(), 3, token).hello());
+    expect(await wire.next()).toMatchObject({ t: 'welcome', from: 3 });
+    await wire.send({ t: 'confirm', proof: 'forged' });
     expect(await srv.results[0]).toMatchObject({ reason: 'bad-proof' });
+    await wire.closed;
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * The kubepeers wire format, without I/O: newline-delimited JSON frames with a size limit that the
  * consumer sets frame by frame, the message types and their validation, and the packed roster.
- * Sockets live in src/handshake.ts (Channel); a simulator can feed the same bytes in any segmentation.
+ * Sockets live in src/engine.ts; a simulator can feed the same bytes in any segmentation.
  */
 import { isIP } from 'node:net';
 
