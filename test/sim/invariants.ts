@@ -299,7 +299,7 @@ export class Invariants {
     if (stuck.length === 0) return;
     const c = sim.current(sim.scenario.coordinator);
     let why = '';
-    if (c?.machine) {
+    if (c?.machine && c.releasedAt === undefined) {
       try {
         why = c.machine
           .missing()

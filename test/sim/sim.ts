@@ -507,7 +507,9 @@ export class Simulation {
       this.queue.after(this.faultRng.real(10, 2000), () => {
         if (this.assigned.has(address)) return;
         this.freed.splice(this.freed.indexOf(address), 1);
-        this.addStranger(kind, address);
+        const stranger = this.addStranger(kind, address);
+        // A flooder is a fault: it stops with the others (another job's pod stays, listening).
+        if (kind === 'flooder') this.queue.at(this.scenario.faults.endMs, () => this.kill(stranger, false));
       });
     }
   }

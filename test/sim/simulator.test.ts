@@ -146,6 +146,8 @@ function streamPair(record: {
       poll: () => out.splice(0),
       nextTimer: () => undefined,
       missing: () => [],
+      idle: () => false,
+      hint: () => undefined,
       stop() {},
     };
     return m;
@@ -212,6 +214,8 @@ describe('the invariants catch broken cores', () => {
       poll: () => [],
       nextTimer: () => undefined,
       missing: () => [],
+      idle: () => false,
+      hint: () => undefined,
       stop() {},
     });
     const r = runScenario({ seed: 1, size: 3, topology: 'star', mix: 'calm' }, { factory: idle });
@@ -240,6 +244,8 @@ describe('the invariants catch broken cores', () => {
           poll: () => out.splice(0),
           nextTimer: () => (n < 2000 ? n : undefined),
           missing: () => [],
+          idle: () => false,
+          hint: () => undefined,
           stop() {},
         };
       };
@@ -269,6 +275,8 @@ describe('the invariants catch broken cores', () => {
           poll: () => out.splice(0),
           nextTimer: () => undefined,
           missing: () => [],
+          idle: () => false,
+          hint: () => undefined,
           stop() {},
         };
       };

@@ -258,6 +258,12 @@ export function createStandIn(config: CoreConfig, options: StandInOptions = {}):
       for (const at of retryAt.values()) t = Math.min(t, at);
       return t === Infinity ? undefined : t;
     },
+    idle() {
+      return released;
+    },
+    hint() {
+      return undefined;
+    },
     missing() {
       const out = [];
       for (let i = 0; i < size; i++)

@@ -216,6 +216,12 @@ export function createFlooder(config: CoreConfig, rng: Rng): Machine {
     missing() {
       return [];
     },
+    idle() {
+      return false;
+    },
+    hint() {
+      return undefined;
+    },
     stop() {
       stopped = true;
       for (const conn of [...conns.keys()]) hangUp(conn);
