@@ -89,9 +89,16 @@ export class Coordinator extends Pod {
 
   // ---- discovery ----
 
+  /** A Service lookup is in flight: at most one at a time. */
+  private polling = false;
+
   private pollService(): void {
-    if (this.released) return;
-    this.query(this.config.service, (r) => this.onService(r));
+    if (this.released || this.polling) return;
+    this.polling = true;
+    this.query(this.config.service, (r) => {
+      this.polling = false;
+      this.onService(r);
+    });
   }
 
   private onService(r: DnsResult): void {
@@ -116,6 +123,7 @@ export class Coordinator extends Pod {
         if (!this.named) {
           this.named = true;
           this.tell(this.config.index, address);
+          this.maybeAdopt();
         }
         continue;
       }
@@ -134,7 +142,7 @@ export class Coordinator extends Pod {
   }
 
   private schedulePoll(): void {
-    if (this.released || this.timers.has('poll')) return;
+    if (this.released || this.polling || this.timers.has('poll')) return;
     // Until every member is verified, and we have seen ourselves listed (members verify us then).
     if (this.named && this.verifiedCount === this.targets().length) return;
     const { pollMs, random } = this.config;
@@ -154,8 +162,15 @@ export class Coordinator extends Pod {
     });
   }
 
+  /** What was told of whom, so that each (index, address) is told once. */
+  private readonly told = new Map<number, Set<string>>();
+
   /** Queues a `peers` entry for every member (mesh), or our own for the star's members. */
   private tell(k: number, address: string): void {
+    const known = this.told.get(k) ?? new Set<string>();
+    if (known.has(address)) return;
+    known.add(address);
+    this.told.set(k, known);
     this.announce.push([k, address]);
   }
 
@@ -203,6 +218,8 @@ export class Coordinator extends Pod {
       return;
     }
     this.owner.set(conn.remote, k);
+    // Released already (by us before a restart, or our ack was lost): nothing is owed to it.
+    if (conn.peer!.peerReleased) this.delivered.add(k);
     if (this.service.has(conn.remote) && this.addEvidence(t, conn.remote)) this.tell(k, conn.remote);
     const wasVerified = t.verified !== undefined;
     const before = t.instance;
@@ -213,7 +230,8 @@ export class Coordinator extends Pod {
       if (wasVerified) this.unverified(t);
       this.delivered.delete(k);
     }
-    if (!this.mesh && t.verified === undefined && this.authenticated >= MAX_HELD) {
+    // (`authenticated` counts this connection already.)
+    if (!this.mesh && t.verified === undefined && this.authenticated > MAX_HELD) {
       // Too many at once: come back later, spread out.
       t.conn = undefined;
       const ms = this.config.retryMinMs + this.config.random() * this.config.scope.size * 0.5;
@@ -229,7 +247,11 @@ export class Coordinator extends Pod {
     if (this.stopped) return;
     const wasVerified = t.verified !== undefined;
     const verified = this.check(t, this.serviceTooBig || this.serviceFailures > 0 || this.released);
-    if (verified && !wasVerified) this.verifiedCount++;
+    if (verified && !wasVerified) {
+      this.verifiedCount++;
+      // Verified by name while the Service could not be used: that is evidence for the others too.
+      this.tell(t.index, t.verified!);
+    }
     const room = this.mesh || this.authenticated < MAX_HELD;
     if (!verified && !t.conn && !t.connecting && t.notBefore <= this.now && room) {
       // We lost it (or never had it) but know where it was listed: go and look.
@@ -238,9 +260,9 @@ export class Coordinator extends Pod {
         this.connectTarget(t, address);
       }
     }
+    this.rearm(t);
     if (verified && this.released) this.deliver(t);
-    const offered = this.offered.get(t.index);
-    if (verified && offered && !this.released) this.adopt(offered);
+    this.maybeAdopt();
     this.maybePark(t);
     this.maybeRelease();
     this.schedulePoll();
@@ -270,9 +292,11 @@ export class Coordinator extends Pod {
       this.progress();
     } else if (message.t === 'ack') {
       this.delivered.add(k);
-    } else if (message.t === 'release' && !this.released) {
+    } else if (message.t === 'release') {
+      // A member released before we restarted offers its roster: it needs nothing more from us.
+      this.delivered.add(k);
       const roster = unpackAddresses(message.roster, this.config.scope.size);
-      if (roster) this.offered.set(k, roster);
+      if (roster && !this.released) this.offered.set(k, roster);
       this.recheck(t);
     }
   }
@@ -346,16 +370,27 @@ export class Coordinator extends Pod {
 
   /**
    * We restarted after the job was released: a member we verified has the roster. We take it with our
-   * new address and deliver it like our own to whoever asks.
+   * new address, once our name resolves to it (the Service lists it), and deliver it like our own.
    */
+  private maybeAdopt(): void {
+    if (this.released || !this.named) return;
+    for (const [k, roster] of this.offered) {
+      if (this.members[k]?.verified !== undefined) {
+        this.adopt(roster);
+        return;
+      }
+    }
+  }
+
   private adopt(roster: string[]): void {
     this.released = true;
     this.timers.clear('poll');
     this.roster = roster;
     this.roster[this.config.index] = this.config.selfAddress;
     this.releaseFrame = '';
-    for (const t of this.targets()) this.delivered.add(t.index);
     this.out.push({ type: 'released', roster: [...this.roster] });
+    // Members released before we restarted need nothing; the others get it once verified.
+    for (const t of this.targets()) this.deliver(t);
   }
 
   /** Sends the release to `t`: on its connection, or by connecting to its responder. */

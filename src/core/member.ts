@@ -47,13 +47,30 @@ export class Member extends Pod {
   protected recheck(t: Target): void {
     if (this.stopped || this.released) return;
     const isCoordinator = t === this.coordinator;
+    if (
+      isCoordinator &&
+      !t.conn &&
+      !t.connecting &&
+      !t.querying &&
+      t.addresses.length === 0 &&
+      t.evidence.size === 0
+    )
+      // Nowhere to go: ask the coordinator's name again on the fallback schedule.
+      this.timers.setEarliest('fallback', this.now + this.fallbackWait());
     const verified = this.check(t, isCoordinator && this.askCoordinator);
+    const early = this.early;
+    if (isCoordinator && verified && t.conn && early !== undefined && early.instance === t.instance) {
+      this.early = undefined;
+      this.onRelease(t.conn, early.roster);
+      return;
+    }
     if (!verified && !t.conn && !t.connecting && this.mayConnect(t) && t.notBefore <= this.now) {
       const address = t.addresses[0] ?? [...t.evidence][0];
       if (address !== undefined) {
         this.connectTarget(t, address);
       }
     }
+    this.rearm(t);
     if (isCoordinator && verified && !t.conn && !t.connecting && this.sentDone !== this.digest()) {
       // Parked, or the coordinator's connection dropped while we have news for it: go and tell it.
       this.connectTarget(t, t.verified!);
@@ -78,12 +95,7 @@ export class Member extends Pod {
       // connected to the coordinator before it is Ready itself, it meets and checks the others first, and
       // only their checks of it are left for when it turns Ready.
       this.askCoordinator = false;
-      const { retryMinMs, retryMaxMs, random } = this.config;
-      const n = this.fallbacks++;
-      const wait = this.mesh
-        ? retryMinMs * 1.5 ** Math.min(n, 20) * (0.75 + random() / 2)
-        : Math.max(t.negativeUntil - this.now, this.backoff(n));
-      this.timers.set('fallback', this.now + Math.min(wait, retryMaxMs));
+      this.timers.set('fallback', this.now + this.fallbackWait());
     } else if (t === this.coordinator && r.status === 'ok') {
       this.askCoordinator = false;
     }
@@ -93,12 +105,24 @@ export class Member extends Pod {
   /** Our roster once released, offered to a coordinator that restarted after the release. */
   private roster: string[] | undefined;
 
+  /** When to ask the coordinator's name again while nobody contacted us. */
+  private fallbackWait(): number {
+    const { retryMinMs, retryMaxMs, random } = this.config;
+    const n = this.fallbacks++;
+    const c = this.coordinator;
+    const wait = this.mesh
+      ? retryMinMs * 1.5 ** Math.min(n, 20) * (0.75 + random() / 2)
+      : Math.max(c.negativeUntil - this.now, this.backoff(n));
+    return Math.min(wait, retryMaxMs);
+  }
+
   protected onPeer(conn: Conn): void {
     if (this.released) {
-      // A coordinator instance that does not know the release (it restarted): it may take our roster once
-      // it has verified us.
-      if (conn.peer!.peerIndex === this.coordinator.index && this.roster)
-        this.send(conn, { t: 'release', roster: packAddresses(this.roster) });
+      if (conn.peer!.peerIndex !== this.coordinator.index || !this.roster) return;
+      // The coordinator that released us is still delivering (our ack was lost): acknowledge again. One
+      // that does not know the release (it restarted) may take our roster once it has verified us.
+      if (conn.peer!.peerInstance === this.releasedBy) this.send(conn, { t: 'ack' });
+      else this.send(conn, { t: 'release', roster: packAddresses(this.roster) });
       return;
     }
     const t = this.targets.get(conn.peer!.peerIndex);
@@ -150,12 +174,21 @@ export class Member extends Pod {
     }
   }
 
+  /** The coordinator instance whose release we took. */
+  private releasedBy: string | undefined;
+  /** A release that came before we had verified its sender: taken once we have. */
+  private early: { instance: string; roster: string } | undefined;
+
   private onRelease(conn: Conn, packed: string): void {
     const c = this.coordinator;
     // Only from the coordinator instance we verified (its name resolved to that connection's address).
-    if (c.verified === undefined || conn.peer!.peerInstance !== c.instance) return;
+    if (c.verified === undefined || conn.peer!.peerInstance !== c.instance) {
+      if (conn.peer!.peerInstance === c.instance) this.early = { instance: c.instance, roster: packed };
+      return;
+    }
     const roster = unpackAddresses(packed, this.config.scope.size);
     if (!roster) return;
+    this.releasedBy = c.instance;
     if (roster[c.index] === '') roster[c.index] = c.verified;
     this.send(conn, { t: 'ack' });
     const total = this.targets.size;

@@ -79,6 +79,8 @@ export interface Target {
   instance: string | undefined;
   /** Addresses of the last positive answer for its name. */
   addresses: string[];
+  /** When the last positive answer expires (its TTL): asking again sooner gets it again from a cache. */
+  answerUntil: number;
   /** A negative answer holds until then (its TTL). */
   negativeUntil: number;
   querying: boolean;
@@ -449,6 +451,7 @@ export abstract class Pod implements Machine {
       conn: undefined,
       instance: undefined,
       addresses: [],
+      answerUntil: 0,
       negativeUntil: 0,
       querying: false,
       askAgain: false,
@@ -517,10 +520,22 @@ export abstract class Pod implements Machine {
     t.connecting = true;
     this.connect(address, t.index, (reason, detail) => {
       t.connecting = false;
+      // Maybe not there any more (a pod that restarted is elsewhere): its name is asked again before the
+      // next attempt (the Service's evidence stays).
+      t.addresses = t.addresses.filter((a) => a !== address);
       if (t.why?.reason !== 'gave-up') t.why = { reason, detail };
       t.notBefore = this.now + this.backoff(t.failures++);
       this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
     });
+  }
+
+  /**
+   * A target waiting out a backoff must be looked at again when it is over, whatever timer fired
+   * before (a timer set for an earlier deadline does not cover a later one).
+   */
+  protected rearm(t: Target): void {
+    if (t.verified === undefined && !t.conn && !t.connecting && t.notBefore > this.now)
+      this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
   }
 
   /** Target `t` lost its connection (not on purpose): it must pass again. */
@@ -565,7 +580,14 @@ export abstract class Pod implements Machine {
       t.addresses.length === 0 ||
       (t.conn !== undefined && !t.addresses.includes(t.conn.remote)) ||
       [...t.evidence].some((a) => !t.addresses.includes(a));
-    if ((t.evidence.size > 0 || askFreely) && stale) this.ask(t);
+    if ((t.evidence.size > 0 || askFreely) && stale) {
+      this.ask(t);
+    } else if (t.conn && t.addresses.length > 0 && !t.querying) {
+      // Its name exists but points elsewhere (a record not updated yet after a restart): ask again once
+      // the answer expires.
+      if (this.now >= t.answerUntil) this.ask(t);
+      else this.timers.setEarliest(`ask:${t.index}`, t.answerUntil);
+    }
     return false;
   }
 
@@ -585,6 +607,9 @@ export abstract class Pod implements Machine {
       t.querying = false;
       if (r.status === 'ok') {
         t.addresses = r.addresses;
+        // A cache's answer may have milliseconds left: never sooner than the retry minimum.
+        t.answerUntil =
+          this.now + Math.min(Math.max(r.ttlMs, this.config.retryMinMs), this.config.retryMaxMs);
         t.negativeUntil = 0;
         t.notBefore = 0;
       } else {

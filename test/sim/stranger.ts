@@ -213,14 +213,14 @@ export function createFlooder(config: CoreConfig, rng: Rng): Machine {
       for (const c of conns.values()) t = Math.min(t, c.until);
       return t;
     },
-    missing() {
-      return [];
+    hint() {
+      return undefined;
     },
     idle() {
       return false;
     },
-    hint() {
-      return undefined;
+    missing() {
+      return [];
     },
     stop() {
       stopped = true;
