@@ -72,6 +72,15 @@ const REGRESSIONS: { name: string; key: ScenarioKey }[] = [
     name: 'a coordinator replaced after the release releases again before its own name resolves (its new address was never served by DNS)',
     key: { seed: 588, size: 4, topology: 'mesh', mix: 'churn' },
   },
+  // Found on the core of c679890:
+  {
+    name: 'star: a member the released coordinator reaches by its own connect gets the release and a `peers` without the coordinator entry; it never asks the coordinator name, so it never verifies the sender and keeps the release pending',
+    key: { seed: 2018, size: 10, topology: 'star', mix: 'chaos' },
+  },
+  {
+    name: 'star of 317 pods: after the coordinator restarted and released again, a member restarted after the release is told `retry` on every check-in and never gets the roster',
+    key: { seed: 10_079, size: 317, topology: 'star', mix: 'linger' },
+  },
 ];
 
 describe('regression seeds', () => {

@@ -186,7 +186,7 @@ describe('the invariants catch broken cores', () => {
   it('safety: a mesh released on the coordinator word alone (pairs never connected)', () => {
     const r = runScenario({ seed: 5, size: 6, topology: 'mesh', mix: 'calm' }, { factory: standIn() });
     expect(r.violations[0]).toMatchObject({ kind: 'safety' });
-    expect(r.violations[0]!.what).toMatch(/pairs had an authenticated connection/);
+    expect(r.violations[0]!.what).toMatch(/pairs had authenticated each other/);
   });
 
   it('safety: a release before every member was verified', () => {
