@@ -47,6 +47,40 @@ const REGRESSIONS: { name: string; key: ScenarioKey }[] = [
     name: 'the coordinator restarts after the release: the members are released and send no `done`, so the new coordinator never releases (nor members restarted after it)',
     key: { seed: 2, size: 10, topology: 'star', mix: 'linger' },
   },
+  // Found on the core of a66a2bb (after the fixes above):
+  {
+    name: 'star: a release lost to resets twice; neither the released coordinator nor the member reconnects (a retry deadline that is still in the future when rechecked is not re-armed)',
+    key: { seed: 768, size: 2, topology: 'star', mix: 'net' },
+  },
+  {
+    name: 'mesh: a member keeps dialing a departed stranger listed under a peer name (addresses[0], ECONNREFUSED) and never tries the peer real address',
+    key: { seed: 94, size: 14, topology: 'mesh', mix: 'strangers' },
+  },
+  {
+    name: 'mesh: members wait for peers the coordinator verified but never announced (it saw them by name after a Service lookup failed, not in the Service)',
+    key: { seed: 1026, size: 3, topology: 'mesh', mix: 'dns' },
+  },
+  {
+    name: 'star of 304 pods: members listed in the Service are never connected again once the coordinator turned them away while full',
+    key: { seed: 10004, size: 304, topology: 'star', mix: 'calm' },
+  },
+  {
+    name: 'coordinator and a member both restart after the release: the member never gets the new coordinator release',
+    key: { seed: 58, size: 60, topology: 'star', mix: 'linger' },
+  },
+  {
+    name: 'a coordinator replaced after the release releases again before its own name resolves (its new address was never served by DNS)',
+    key: { seed: 588, size: 4, topology: 'mesh', mix: 'churn' },
+  },
+  // Found on the core of c679890:
+  {
+    name: 'star: a member the released coordinator reaches by its own connect gets the release and a `peers` without the coordinator entry; it never asks the coordinator name, so it never verifies the sender and keeps the release pending',
+    key: { seed: 2018, size: 10, topology: 'star', mix: 'chaos' },
+  },
+  {
+    name: 'star of 317 pods: after the coordinator restarted and released again, a member restarted after the release is told `retry` on every check-in and never gets the roster',
+    key: { seed: 10_079, size: 317, topology: 'star', mix: 'linger' },
+  },
 ];
 
 describe('regression seeds', () => {

@@ -239,6 +239,8 @@ export class Simulation {
   private dnsApplyAt = 0;
   readonly invariants: Invariants;
   private readonly traceLog: string[] | undefined;
+  /** Whether a trace is kept (callers test it before building a line). */
+  readonly tracing: boolean;
   /** Lines of trace kept (KPSIM_TRACE_LINES, default 4 000). */
   private readonly traceLines = Number(process.env.KPSIM_TRACE_LINES ?? 4000);
   private fingerprint = 0x811c9dc5;
@@ -288,6 +290,7 @@ export class Simulation {
       for (let i = 0; i < dns.replicas.count; i++) this.replicaCaches.push(new DnsCache(dns.replicas.cache));
     this.invariants = new Invariants(this);
     this.traceLog = options.trace ? [] : undefined;
+    this.tracing = this.traceLog !== undefined;
     this.livenessBoundMs = livenessBound(scenario);
     this.tailMs = options.tailMs ?? 1000;
   }
@@ -343,7 +346,7 @@ export class Simulation {
     const pod = new Pod(index, address, this.now);
     this.pods[index] = pod;
     this.assigned.set(address, pod);
-    this.trace(() => `pod ${index} created at ${address}`);
+    if (this.tracing) this.trace(() => `pod ${index} created at ${address}`);
     if (this.scenario.publishNotReady) this.publish(pod);
     this.pending++;
     this.queue.after(opts.startIn ?? 0, () => {
@@ -411,7 +414,7 @@ export class Simulation {
     host.startedAt = this.now;
     this.listeners.set(host.address, host);
     this.disturbed();
-    this.trace(() => `${host.label} start`);
+    if (this.tracing) this.trace(() => `${host.label} start`);
     this.guard(host, () => machine.start(this.now));
     this.afterStep(host);
   }
@@ -420,7 +423,7 @@ export class Simulation {
     if (pod.ready === ready) return;
     pod.ready = ready;
     this.disturbed();
-    this.trace(() => `pod ${pod.index}@${pod.address} ${ready ? 'Ready' : 'not Ready'}`);
+    if (this.tracing) this.trace(() => `pod ${pod.index}@${pod.address} ${ready ? 'Ready' : 'not Ready'}`);
     if (this.scenario.publishNotReady) return;
     if (ready) this.publish(pod);
     else this.unpublish(pod);
@@ -507,7 +510,9 @@ export class Simulation {
       this.queue.after(this.faultRng.real(10, 2000), () => {
         if (this.assigned.has(address)) return;
         this.freed.splice(this.freed.indexOf(address), 1);
-        this.addStranger(kind, address);
+        const stranger = this.addStranger(kind, address);
+        // A flooder is a fault: it stops with the others (another job's pod stays, listening).
+        if (kind === 'flooder') this.queue.at(this.scenario.faults.endMs, () => this.kill(stranger, false));
       });
     }
   }
@@ -515,7 +520,7 @@ export class Simulation {
   /** Ends a process: its connections close (FIN/RST, or nothing when `silent`), its queries are forgotten. */
   kill(host: Host, silent: boolean): void {
     if (!host.alive) return;
-    this.trace(() => `${host.label} ${silent ? 'vanishes' : 'crashes'}`);
+    if (this.tracing) this.trace(() => `${host.label} ${silent ? 'vanishes' : 'crashes'}`);
     host.alive = false;
     host.diedAt = this.now;
     host.machine = undefined;
@@ -559,7 +564,7 @@ export class Simulation {
     );
     this.assigned.set(addr, host);
     this.strangers.push(host);
-    this.trace(() => `stranger ${kind} ${host.label}`);
+    if (this.tracing) this.trace(() => `stranger ${kind} ${host.label}`);
     const scope: Scope = { ...this.scope };
     let key = this.key;
     let names = this.names;
@@ -623,7 +628,7 @@ export class Simulation {
 
   /** Blocks packets from `a` to `b` (`both`: and back) or, with `policy`, new connections from a to b. */
   partition(a: string, b: string, kind: 'policy' | 'one-way' | 'both', ms: number): void {
-    this.trace(() => `partition ${kind} ${a} -> ${b} for ${ms.toFixed(0)} ms`);
+    if (this.tracing) this.trace(() => `partition ${kind} ${a} -> ${b} for ${ms.toFixed(0)} ms`);
     const add = (m: Map<string, number>, k: string, d: number): void => {
       m.set(k, (m.get(k) ?? 0) + d);
       if (m.get(k) === 0) m.delete(k);
@@ -638,7 +643,7 @@ export class Simulation {
     apply(1);
     this.queue.after(ms, () => {
       apply(-1);
-      this.trace(() => `heal ${kind} ${a} -> ${b}`);
+      if (this.tracing) this.trace(() => `heal ${kind} ${a} -> ${b}`);
     });
   }
 
@@ -771,7 +776,7 @@ export class Simulation {
       s.resetArmed = false;
       // Part of it may get through before the reset.
       if (this.netRng.chance(0.5)) this.deliverBytes(ep, this.netRng.int(1, s.bytes));
-      this.trace(() => `reset (armed) ${ep.host.label} -> ${to.host.label}`);
+      if (this.tracing) this.trace(() => `reset (armed) ${ep.host.label} -> ${to.host.label}`);
       this.reset(conn);
       return;
     }
@@ -984,7 +989,7 @@ export class Simulation {
     this.events++;
     this.mix(host.serial);
     this.mix(Math.floor(this.now * 1000));
-    this.trace(() => `${host.label} <- ${describeInput(input)}`);
+    if (this.tracing) this.trace(() => `${host.label} <- ${describeInput(input)}`);
     this.guard(host, () => machine.handle(this.now, input));
     this.afterStep(host);
   }
@@ -1009,7 +1014,7 @@ export class Simulation {
       outputs = machine.poll();
     });
     for (const out of outputs) {
-      this.trace(() => `${host.label} -> ${describeOutput(out)}`);
+      if (this.tracing) this.trace(() => `${host.label} -> ${describeOutput(out)}`);
       switch (out.type) {
         case 'query':
           this.onQuery(host, out);
@@ -1215,7 +1220,7 @@ export class Simulation {
     poisson(f.resetPerSec, () => {
       if (this.openConns.length === 0) return;
       const conn = this.openConns[r.int(0, this.openConns.length - 1)]!;
-      this.trace(() => `reset ${conn.client.host.label} -> ${conn.server.host.label}`);
+      if (this.tracing) this.trace(() => `reset ${conn.client.host.label} -> ${conn.server.host.label}`);
       this.reset(conn);
     });
     const live = (): Host[] => {

@@ -258,11 +258,11 @@ export function createStandIn(config: CoreConfig, options: StandInOptions = {}):
       for (const at of retryAt.values()) t = Math.min(t, at);
       return t === Infinity ? undefined : t;
     },
+    idle() {
+      return released;
+    },
     hint() {
       return undefined;
-    },
-    idle() {
-      return false;
     },
     missing() {
       const out = [];
