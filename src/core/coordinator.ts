@@ -157,8 +157,8 @@ export class Coordinator extends Pod {
       this.probing.delete(address);
       this.badUntil.set(address, this.now + this.backoff(0));
       this.badWhy.set(address, detail);
-      // Some member's name may point there (a stale record): ask the names of those never seen.
-      for (const t of this.targets()) if (t.evidence.size === 0) this.check(t, true);
+      // Probed again at a poll once the backoff is over. (Asking the names of the members never seen
+      // would not tell whose it is, and could get an NXDOMAIN cached for those not Ready yet.)
     });
   }
 
@@ -392,8 +392,12 @@ export class Coordinator extends Pod {
     this.roster[this.config.index] = this.config.selfAddress;
     this.releaseFrame = '';
     this.out.push({ type: 'released', roster: [...this.roster] });
-    // Members released before we restarted need nothing; the others get it once verified.
-    for (const t of this.targets()) this.deliver(t);
+    // Members released before we restarted need nothing; the others get it once verified (by name now:
+    // we no longer poll the Service).
+    for (const t of this.targets()) {
+      if (t.verified === undefined) this.recheck(t);
+      else this.deliver(t);
+    }
   }
 
   /** Sends the release to `t`: on its connection, or by connecting to its responder. */

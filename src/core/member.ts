@@ -49,14 +49,16 @@ export class Member extends Pod {
     const isCoordinator = t === this.coordinator;
     if (
       isCoordinator &&
-      !t.conn &&
+      t.verified === undefined &&
       !t.connecting &&
       !t.querying &&
       t.addresses.length === 0 &&
-      t.evidence.size === 0
+      t.evidence.size === 0 &&
+      !this.timers.has('fallback')
     )
-      // Nowhere to go: ask the coordinator's name again on the fallback schedule.
-      this.timers.setEarliest('fallback', this.now + this.fallbackWait());
+      // Nowhere to go, or a coordinator connected that we cannot check (we know no address for its name,
+      // and it did not say the Service lists it): ask its name again on the fallback schedule.
+      this.timers.set('fallback', this.now + this.fallbackWait());
     const verified = this.check(t, isCoordinator && this.askCoordinator);
     const early = this.early;
     if (isCoordinator && verified && t.conn && early !== undefined && early.instance === t.instance) {
@@ -142,7 +144,6 @@ export class Member extends Pod {
     if (t.conn !== conn) return;
     t.connecting = false;
     if (t === this.coordinator) {
-      this.timers.clear('fallback');
       // A new connection with the coordinator: tell it where we are, whatever it knew.
       this.sentDone = '';
     }
@@ -226,14 +227,18 @@ export class Member extends Pod {
   }
 
   protected onTimer(key: string): void {
-    if (key === 'fallback' || key === 'checkin') {
-      const c = this.coordinator;
+    const c = this.coordinator;
+    if (key === 'fallback') {
+      if (c.verified === undefined) {
+        this.askCoordinator = true;
+        if (this.mesh) c.negativeUntil = this.now;
+        this.recheck(c);
+      }
+      return;
+    }
+    if (key === 'checkin') {
       if (!c.conn) {
-        if (key === 'fallback') {
-          this.askCoordinator = true;
-          if (this.mesh) c.negativeUntil = this.now;
-        }
-        if (key === 'checkin') this.sentDone = '';
+        this.sentDone = '';
         this.recheck(c);
       }
       return;

@@ -197,9 +197,17 @@ export class Invariants {
     return out;
   }
 
+  /**
+   * Index `k` has a later instance that the first release could not include: it was not yet verified by
+   * the coordinator (by some member, for the coordinator's own index) at `t0`. A restart after the
+   * release, or a replacement whose process came up too late to be verified before it.
+   */
   private restartedAfter(k: number, t0: number): boolean {
     const list = this.sim.instances[k]!;
-    return list.length > 0 && list[list.length - 1]!.createdAt > t0;
+    const last = list[list.length - 1];
+    if (list.length < 2 || !last) return false;
+    const at = k === this.sim.scenario.coordinator ? last.verifiedByMemberAt : last.verifiedByCoordinatorAt;
+    return at === undefined || at > t0;
   }
 
   /** A member released: check its roster. */
