@@ -201,8 +201,8 @@ describe('waitForPeers failures and faults', () => {
         ),
       ),
     )) as TimeoutError[];
-    // The coordinator asks for the names of members it never saw once an address in the Service did not
-    // prove to be a member: index 3's name points there.
+    // Once an address in the Service proved to be someone else, the coordinator asks the names of the
+    // members connected from addresses it does not list: index 3's name points there.
     expectCause(errors[0], 3, 'wrong-identity', `resolves to ${other.ip(0)}`);
     expect(errors[0]!.message).toContain(
       `did not prove to be a member:\n  ${other.ip(0)}: handshake with ${other.ip(0)}: mismatch: it is not a member of this run`,

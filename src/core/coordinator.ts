@@ -153,12 +153,16 @@ export class Coordinator extends Pod {
   private probe(address: string): void {
     if (!this.mesh && this.authenticated >= MAX_HELD) return; // next poll, once there is room
     this.probing.add(address);
-    this.connect(address, -1, (_reason, detail) => {
+    this.connect(address, -1, (reason, detail) => {
       this.probing.delete(address);
       this.badUntil.set(address, this.now + this.backoff(0));
       this.badWhy.set(address, detail);
-      // Probed again at a poll once the backoff is over. (Asking the names of the members never seen
-      // would not tell whose it is, and could get an NXDOMAIN cached for those not Ready yet.)
+      // Probed again at a poll once the backoff is over. Someone else answered there: a member's record
+      // may be stale and point there. The members connected to us from an address the Service does not
+      // list are running, so asking their names is no guess; the others' names are not asked (one not
+      // Ready yet would get an NXDOMAIN that a cache keeps).
+      if (reason !== 'wrong-identity') return;
+      for (const t of this.targets()) if (t.conn && t.evidence.size === 0) this.check(t, true);
     });
   }
 
