@@ -14,7 +14,8 @@ export type { Peer, PeersResult } from './engine.js';
  * (to every other pod in a mesh, to the coordinator in a star), and the coordinator has seen every pod
  * pass. Resolves with the roster; rejects with a {@link KubepeersError} (`ERR_KUBEPEERS_CONFIG` before
  * any I/O, `ERR_KUBEPEERS_LISTEN`, `ERR_KUBEPEERS_TIMEOUT`, `ERR_KUBEPEERS_ABORTED`). After it settles
- * nothing it started keeps the process alive.
+ * nothing it started keeps the process alive, except on the coordinator after a release: until every
+ * member acknowledged it (bounded by `connectTimeoutMs` per 64 members, plus two).
  */
 export async function waitForPeers(options: WaitForPeersOptions = {}): Promise<PeersResult> {
   const started = performance.now();

@@ -200,6 +200,8 @@ export class Engine {
       server.once('error', onError);
       server.listen({ host: address, port, exclusive: true }, () => {
         server.off('error', onError);
+        // Aborted while it was binding: shutdown() could not close it then.
+        if (this.down) server.close();
         server.on('error', () => {});
         server.unref();
         resolve();
@@ -247,6 +249,7 @@ export class Engine {
   private quiet = false;
   /** After the release, until every member has acknowledged it: keeps the process alive (bounded). */
   private delivering: NodeJS.Timeout | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
 
   /** Carries out what the core asked for, then arms the timer it wants. */
   private flush(): void {
@@ -269,6 +272,8 @@ export class Engine {
   }
 
   private perform(output: Output): void {
+    // A user's progress callback may have aborted the run in the middle of a batch.
+    if (this.down && (output.type === 'connect' || output.type === 'query')) return;
     if (trace.enabled)
       trace(
         '%d %s out %j',
@@ -280,7 +285,7 @@ export class Engine {
       case 'query':
         this.lookup(output.name).then(
           (result) => this.input({ type: 'dns', id: output.id, result }),
-          () => {}, // aborted: the barrier settled
+          () => {}, // aborted: the barrier settled (lookup rejects only then)
         );
         break;
       case 'connect':
@@ -353,12 +358,19 @@ export class Engine {
           };
         }
       } catch (err) {
-        if (!(err instanceof DnsError)) throw err;
-        error = { status: 'error', detail: err.message, truncated: err.reason === 'truncated' };
+        if (this.queries.signal.aborted) throw err;
+        // Anything else the lookup threw is a failed answer too: the core must hear back (it holds one
+        // query per name, and one Service lookup, in flight).
+        error =
+          err instanceof DnsError
+            ? { status: 'error', detail: err.message, truncated: err.reason === 'truncated' }
+            : { status: 'error', detail: `${name} ${type}: ${(err as Error).message}` };
       }
     }
     if (addresses.length > 0) return { status: 'ok', addresses: addresses.map(canonicalIp), ttlMs: ttl };
-    return negative ?? error ?? { status: 'nodata', ttlMs: 0, detail: `${name}: no address` };
+    // NXDOMAIN holds for every type; NODATA for one type says nothing of the type that failed.
+    if (error && negative?.status !== 'nxdomain') return error;
+    return negative ?? { status: 'nodata', ttlMs: 0, detail: `${name}: no address` };
   }
 
   private warned = false;
@@ -395,8 +407,8 @@ export class Engine {
         port: config.port,
       });
     }
-    // Late and restarted peers still get the roster while we linger; without a linger, only until every
-    // member has acknowledged the release (at most a connect timeout). Never keeps the process alive.
+    // Late and restarted peers still get the roster while we linger (an unref'd timer: the linger never
+    // keeps the process alive by itself).
     this.lingering = this.server !== undefined;
     // The coordinator owes every member the release: the process stays up until each acknowledged it,
     // at most a connect timeout per round of pushes (64 at a time) and two more.
@@ -404,8 +416,10 @@ export class Engine {
     if (this.lingering && !this.machine.idle())
       this.delivering = setTimeout(() => (this.delivering = undefined), delivery);
     const linger = Math.max(config.lingerMs, this.machine.idle() ? 0 : delivery);
-    if (this.lingering) setTimeout(() => this.endLinger(), linger || config.connectTimeoutMs).unref();
-    else this.endLinger();
+    if (this.lingering) {
+      this.lingerTimer = setTimeout(() => this.endLinger(), linger || config.connectTimeoutMs);
+      this.lingerTimer.unref();
+    } else this.endLinger();
     this.quiet = config.lingerMs === 0;
     const resolve = this.resolveRun;
     this.dropSettlers();
@@ -453,6 +467,7 @@ export class Engine {
     this.down = true;
     clearTimeout(this.timer);
     clearTimeout(this.delivering);
+    clearTimeout(this.lingerTimer);
     this.timer = undefined;
     this.queries.abort();
     for (const socket of this.sockets.values()) socket.destroySoon();

@@ -103,7 +103,10 @@ export interface WaitForPeersOptions {
   connectTimeoutMs?: number;
   /**
    * After release, keep answering handshakes (as "released") for this long so that a restarted or late
-   * peer can still pass. The responder never keeps the process alive. 0 closes it at once. Default: 600000.
+   * peer can still pass. The linger never keeps the process alive by itself; the coordinator's process is
+   * kept alive until every member acknowledged the release (bounded: a connect timeout per 64 members, plus
+   * two). 0 closes the responder at once (on the coordinator: once every member acknowledged). Default:
+   * 600000.
    */
   lingerMs?: number;
   /**

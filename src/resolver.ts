@@ -263,6 +263,7 @@ function interpret(reply: packet.DecodedPacket, name: string, type: AddressType,
   // Follow a CNAME chain inside the answer section (bounded), collecting records of the asked type.
   let target = name;
   const addresses: string[] = [];
+  const seen = new Set<string>();
   let ttl = Number.POSITIVE_INFINITY;
   for (let hops = 0; hops < 8; hops++) {
     let next: string | undefined;
@@ -272,7 +273,10 @@ function interpret(reply: packet.DecodedPacket, name: string, type: AddressType,
       if (rr.type === type && typeof rr.data === 'string' && isIP(rr.data) === (type === 'A' ? 4 : 6)) {
         // dns-packet writes fd00:0:0:1::a as fd00::1:0:0:0:a: return the text a socket would show.
         const address = canonicalIp(rr.data);
-        if (!addresses.includes(address)) addresses.push(address);
+        if (!seen.has(address)) {
+          seen.add(address);
+          addresses.push(address);
+        }
         ttl = Math.min(ttl, rr.ttl ?? 0);
       } else if (rr.type === 'CNAME' && typeof rr.data === 'string') {
         next = rr.data.toLowerCase().replace(/\.$/, '');

@@ -199,10 +199,12 @@ describe('star topology', () => {
     results.forEach((r, i) => expectRoster(r, spec, i));
   });
 
-  it(`a coordinator limited to 512 file descriptors admits and releases 700 pods (bound: ${COORDINATOR_MAX_SOCKETS} sockets)`, async () => {
-    const spec = await jobs.newJob(700);
+  it(`a coordinator limited to 1024 file descriptors admits and releases 1100 pods (bound: ${COORDINATOR_MAX_SOCKETS} sockets)`, async () => {
+    const spec = await jobs.newJob(1100);
     const all = [...Array(spec.size).keys()];
-    await jobs.knot.update(records(spec, all));
+    // One DNS UPDATE message holds about 700 pods' records.
+    for (let from = 0; from < spec.size; from += 500)
+      await jobs.knot.update(records(spec, all.slice(from, from + 500)));
     const strip = ({ onProgress: _o, signal: _s, ...rest }: Record<string, unknown>): object => rest;
     const list = async (indices: number[]): Promise<string> => {
       const file = join(jobs.dir, `${spec.job}-${indices[0]}.json`);
@@ -226,7 +228,7 @@ describe('star topology', () => {
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
       return { child, exited, lines: () => out.trim().split('\n').filter(Boolean) };
     };
-    const coordinator = await start(512, [0]);
+    const coordinator = await start(1024, [0]);
     const members = await start(await hardNofile(), all.slice(1));
     // prlimit execs node, so the child's pid is node's: sample its open descriptors while it works.
     let maxFds = 0;
@@ -248,6 +250,8 @@ describe('star topology', () => {
     const outcomes = [...coordinator.lines(), ...members.lines()].map((l) => JSON.parse(l) as object);
     expect(outcomes).toEqual(all.map((i) => ({ ok: true, index: i, peers: spec.size })));
     expect(maxFds).toBeGreaterThan(0);
-    expect(maxFds).toBeLessThan(512);
+    // Its sockets, those it closed whose other side has not closed yet, and Node's own descriptors.
+    expect(maxFds).toBeLessThanOrEqual(COORDINATOR_MAX_SOCKETS + 128);
+    expect(maxFds).toBeLessThan(1024);
   }, 120_000);
 });

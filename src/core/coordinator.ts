@@ -2,8 +2,9 @@
  * The coordinator's role, without I/O. **Discovery**: it polls the Service (the addresses of the Ready
  * members), connects to each new address (the handshake names its owner) and tells the members what it
  * learned (`peers`). **Verification**: it checks every member's name against the address of its
- * authenticated connection, asking for a name only once the Service listed the member (so no cache in
- * between keeps an early NXDOMAIN). **Release decision**: when every member is verified and has reported
+ * authenticated connection, asking for a name only once the Service listed the member, or (when the
+ * Service cannot be used) once the member connected to us (so no cache in between keeps an early
+ * NXDOMAIN). **Release decision**: when every member is verified and has reported
  * `done` with the view the coordinator expects of it, it releases everyone with its roster and delivers
  * it until each member acknowledged it. See docs/protocol.md.
  */
@@ -11,7 +12,8 @@ import type { MissingPeer } from '../errors.js';
 import {
   byCause,
   MAX_CONNECTING,
-  MAX_PENDING,
+  MAX_PENDING_CAP,
+  maxPending,
   MAX_QUERIES,
   Pod,
   viewDigest,
@@ -29,16 +31,17 @@ export const MAX_HELD = 256;
  * other side has not yet closed (at most 1 s each): the listener, held members, handshakes in progress,
  * outbound connects and DNS lookups.
  */
-export const COORDINATOR_MAX_SOCKETS = 1 + MAX_HELD + MAX_PENDING + MAX_CONNECTING + MAX_QUERIES;
+export const COORDINATOR_MAX_SOCKETS = 1 + MAX_HELD + MAX_PENDING_CAP + MAX_CONNECTING + MAX_QUERIES;
 
 /**
  * Inbound connections a pod's listener keeps at once (the runtime closes more at once): a star
- * coordinator holds at most {@link MAX_HELD} members and {@link MAX_PENDING} handshakes; a mesh pod
- * about two per peer (both may connect at once) and the handshakes; a star member only the coordinator's.
+ * coordinator holds at most {@link MAX_HELD} members and its handshakes ({@link maxPending}); a mesh pod
+ * about two per peer (both may connect at once) and its handshakes; a star member the coordinator's.
  */
 export function maxInbound(scope: { size: number; topology: 'mesh' | 'star' }, coordinator: boolean): number {
-  if (scope.topology === 'mesh') return 2 * scope.size + MAX_PENDING;
-  return coordinator ? MAX_HELD + MAX_PENDING : 2 + MAX_PENDING;
+  const pending = maxPending(scope, coordinator);
+  if (scope.topology === 'mesh') return 2 * scope.size + pending;
+  return coordinator ? MAX_HELD + pending : 2 + pending;
 }
 
 export class Coordinator extends Pod {
@@ -71,10 +74,14 @@ export class Coordinator extends Pod {
   private lastReady = -1;
   private verifiedCount = 0;
   private doneCount = 0;
+  /** Bumped when a member's verified or done state changes: progress is counted again only then. */
+  private changes = 0;
+  private countedAt = -1;
 
   constructor(config: PodConfig) {
     super(config);
     this.members = config.names.map((_, k) => (k === config.index ? undefined : this.newTarget(k)));
+    this.others = this.members.filter((t): t is Target => t !== undefined);
   }
 
   private get mesh(): boolean {
@@ -187,19 +194,30 @@ export class Coordinator extends Pod {
       return;
     }
     // A star member hears of us, and of itself (so that it knows the Service lists it).
-    const self = fresh.filter(([k]) => k === this.config.index);
-    for (const t of this.targets()) {
-      if (!t.conn) continue;
-      const own = fresh.filter(([k]) => k === t.index);
-      if (self.length + own.length > 0) this.send(t.conn, { t: 'peers', p: [...self, ...own] });
+    const self: [number, string][] = [];
+    const own = new Map<number, [number, string][]>();
+    for (const e of fresh) {
+      if (e[0] === this.config.index) self.push(e);
+      else own.set(e[0], [...(own.get(e[0]) ?? []), e]);
     }
+    if (self.length === 0) {
+      for (const [k, entries] of own) {
+        const conn = this.members[k]?.conn;
+        if (conn) this.send(conn, { t: 'peers', p: entries });
+      }
+      return;
+    }
+    for (const t of this.targets())
+      if (t.conn) this.send(t.conn, { t: 'peers', p: [...self, ...(own.get(t.index) ?? [])] });
   }
 
   /** What a member that just connected needs to know. */
   private introduce(conn: Conn): void {
     const self = this.config.index;
     const k = conn.peer!.peerIndex;
-    const entries = this.mesh ? this.announced : this.announced.filter(([i]) => i === self || i === k);
+    const told = (i: number): [number, string][] => [...(this.told.get(i) ?? [])].map((a) => [i, a]);
+    // (`told` also holds what is still to announce: it goes out at the end of this input anyway.)
+    const entries = this.mesh ? this.announced : [...told(self), ...told(k)];
     if (entries.length > 0) this.send(conn, { t: 'peers', p: entries });
   }
 
@@ -209,8 +227,11 @@ export class Coordinator extends Pod {
     return this.members[k];
   }
 
+  /** Every member but us (built once: per-event paths must not cost O(N)). */
+  private readonly others: Target[];
+
   private targets(): Target[] {
-    return this.members.filter((t): t is Target => t !== undefined);
+    return this.others;
   }
 
   protected onPeer(conn: Conn): void {
@@ -250,9 +271,13 @@ export class Coordinator extends Pod {
   protected recheck(t: Target): void {
     if (this.stopped) return;
     const wasVerified = t.verified !== undefined;
-    const verified = this.check(t, this.serviceTooBig || this.serviceFailures > 0 || this.released);
+    // Without the Service's evidence, a member that connected to us is known to run: its name is asked.
+    // (After the release, a name is what tells where to push the release to.)
+    const serviceless = this.serviceTooBig || this.serviceFailures > 0;
+    const verified = this.check(t, this.released || (serviceless && t.conn !== undefined));
     if (verified && !wasVerified) {
       this.verifiedCount++;
+      this.changes++;
       // Verified by name while the Service could not be used: that is evidence for the others too.
       this.tell(t.index, t.verified!);
     }
@@ -275,6 +300,7 @@ export class Coordinator extends Pod {
 
   private unverified(t: Target): void {
     this.verifiedCount--;
+    this.changes++;
     if (this.done.delete(t.index)) this.doneCount--;
   }
 
@@ -283,6 +309,7 @@ export class Coordinator extends Pod {
     const t = this.members[k];
     if (!t || t.conn !== conn) return;
     if (message.t === 'done') {
+      this.changes++;
       const had = this.done.has(k);
       if (message.d === '') {
         if (had) this.doneCount--;
@@ -424,19 +451,22 @@ export class Coordinator extends Pod {
   }
 
   override idle(): boolean {
-    return this.released && this.targets().every((t) => this.delivered.has(t.index));
+    // (`delivered` holds members' indices only.)
+    return this.released && this.delivered.size === this.others.length;
   }
 
   // ---- reports ----
 
   private progress(): void {
-    if (this.released || this.stopped) return;
+    if (this.released || this.stopped || this.countedAt === this.changes) return;
+    this.countedAt = this.changes;
     let ready = 0;
     for (const t of this.targets()) if (t.verified !== undefined && this.done.has(t.index)) ready++;
     if (ready === this.lastReady) return;
     this.lastReady = ready;
     const total = this.config.scope.size - 1;
-    // The list is built only when the count changed: O(N) per change, not per event.
+    // Counted when a member's state changed, and the list built only when the count did: O(N) per
+    // change (a few per member over the run), not per event.
     const missing = this.targets()
       .filter((t) => t.verified === undefined || !this.done.has(t.index))
       .map((t) => t.index);

@@ -127,7 +127,12 @@ export class Member extends Pod {
 
   protected onPeer(conn: Conn): void {
     if (this.released) {
-      if (conn.peer!.peerIndex !== this.coordinator.index || !this.roster) return;
+      if (conn.peer!.peerIndex !== this.coordinator.index || !this.roster) {
+        // Nobody else needs anything from a released member (a restarted pod is released on the
+        // coordinator's word): free the slot.
+        this.close(conn, 'released');
+        return;
+      }
       // The coordinator that released us is still delivering (our ack was lost): acknowledge again. One
       // that does not know the release (it restarted) may take our roster once it has verified us.
       if (conn.peer!.peerInstance === this.releasedBy) this.send(conn, { t: 'ack' });
@@ -204,7 +209,11 @@ export class Member extends Pod {
     this.out.push({ type: 'progress', ready: total, total, missing: [] });
     this.released = true;
     this.roster = roster;
-    this.timers.clearAll();
+    // Our own timers; the handshake deadlines of connections still in progress stay.
+    this.timers.clear('fallback');
+    this.timers.clear('checkin');
+    for (const t of this.targets.values()) this.timers.clear(`ask:${t.index}`);
+    this.dropQueuedConnects();
     this.out.push({ type: 'released', roster });
     for (const t of this.targets.values()) if (t.conn) this.close(t.conn, 'released');
   }

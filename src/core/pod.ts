@@ -35,8 +35,21 @@ export interface PodConfig extends CoreConfig {
   faults?: ReadonlySet<Fault>;
 }
 
-/** Handshakes in progress at once, at most (more: the oldest of the busiest source gives way). */
+/** Handshakes in progress at once, at least (more: the oldest of the busiest source gives way). */
 export const MAX_PENDING = 32;
+/** Handshakes in progress at once, at most, whatever the job size. */
+export const MAX_PENDING_CAP = 256;
+
+/**
+ * Handshakes a pod takes in at once: as many as peers may connect at the same moment (every member when a
+ * coordinator or a mesh pod turns Ready in a burst: with fewer slots half of them got `busy` and backed
+ * off), within [{@link MAX_PENDING}, {@link MAX_PENDING_CAP}]; a star member only hears from the
+ * coordinator (and strangers).
+ */
+export function maxPending(scope: { size: number; topology: 'mesh' | 'star' }, coordinator: boolean): number {
+  if (scope.topology === 'star' && !coordinator) return MAX_PENDING;
+  return Math.min(MAX_PENDING_CAP, Math.max(MAX_PENDING, scope.size));
+}
 /** Handshakes in progress from one source address, at most (more: `reject busy`). */
 export const MAX_PENDING_PER_SOURCE = 8;
 /** A handshake still in progress after this long is taken for an idle stranger's when slots run out. */
@@ -115,7 +128,12 @@ export abstract class Pod implements Machine {
   protected authenticated = 0;
   released = false;
 
-  constructor(protected readonly config: PodConfig) {}
+  /** Handshakes taken in at once ({@link maxPending}). */
+  private readonly pendingCap: number;
+
+  constructor(protected readonly config: PodConfig) {
+    this.pendingCap = maxPending(config.scope, config.index === config.coordinator);
+  }
 
   // ---- what the roles provide ----
 
@@ -246,6 +264,11 @@ export abstract class Pod implements Machine {
     else this.connectQueue.push(open);
   }
 
+  /** Forgets the connects waiting for a slot (released: nobody is left to reach). */
+  protected dropQueuedConnects(): void {
+    this.connectQueue.length = 0;
+  }
+
   protected send(conn: Conn, message: Message | string): void {
     if (conn.gone) return;
     this.out.push({
@@ -296,7 +319,7 @@ export abstract class Pod implements Machine {
     }
     let pending = 0;
     for (const n of this.pendingBySource.values()) pending += n;
-    if (pending >= MAX_PENDING && !this.evict()) {
+    if (pending >= this.pendingCap && !this.evict()) {
       // Every slot holds a handshake younger than a stranger's idle one would be: a real crowd.
       this.out.push({ type: 'send', conn: id, data: encodeFrame({ t: 'reject', reason: 'busy' }) });
       this.out.push({ type: 'close', conn: id, destroy: false });

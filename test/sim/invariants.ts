@@ -4,6 +4,7 @@
  * everyone is released within a bound. Bounds: what one pod may hold at once. Contract: the core uses the
  * interface of src/core/types.ts as documented. See docs/simulation.md for why these express the promise.
  */
+import { maxPending } from '../../src/core/pod.js';
 import { MAX_QUEUED_FRAMES } from '../../src/core/wire.js';
 import type { Host, Simulation } from './sim.js';
 
@@ -31,8 +32,8 @@ export const MAX_QUERIES_IN_FLIGHT = 64;
  */
 export const MAX_UNSENT_BYTES_PER_POD = 16 * 1024 * 1024;
 
-/** Connections of handshakes in progress and connects in flight that a pod may hold beyond its peers. */
-export const CONNECTION_SLACK = 64 + 32;
+/** Connects in flight that a pod may hold beyond its peers (handshakes in progress come on top). */
+export const CONNECTION_SLACK = 64;
 
 /**
  * A star coordinator's connections at once: under the common limit of 1 024 file descriptors with room for
@@ -45,7 +46,7 @@ export const MAX_STAR_MEMBER_CONNECTIONS = 35;
 
 /** Open connections a pod may hold: one or two per peer in a mesh; bounded whatever the size in a star. */
 export function maxConnections(topology: 'mesh' | 'star', size: number, coordinator: boolean): number {
-  if (topology === 'mesh') return 2 * (size - 1) + CONNECTION_SLACK;
+  if (topology === 'mesh') return 2 * (size - 1) + CONNECTION_SLACK + maxPending({ size, topology }, false);
   return coordinator ? MAX_STAR_COORDINATOR_CONNECTIONS : MAX_STAR_MEMBER_CONNECTIONS;
 }
 
