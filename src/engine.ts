@@ -116,7 +116,7 @@ export class Engine {
       selfAddress: canonicalIp(
         config.selfAddress ?? (isSpecific(config.listenAddress) ? config.listenAddress : ''),
       ),
-      names: Array.from({ length: config.size }, (_, k) => `${peerFqdn(config, k)}.`),
+      nameOf: (k) => `${peerFqdn(config, k)}.`,
       service: `${serviceFqdn(config)}.`,
       coordinator: COORDINATOR_INDEX,
       pollMs: config.pollIntervalMs,

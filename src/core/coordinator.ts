@@ -80,7 +80,9 @@ export class Coordinator extends Pod {
 
   constructor(config: PodConfig) {
     super(config);
-    this.members = config.names.map((_, k) => (k === config.index ? undefined : this.newTarget(k)));
+    this.members = Array.from({ length: config.scope.size }, (_, k) =>
+      k === config.index ? undefined : this.newTarget(k),
+    );
     this.others = this.members.filter((t): t is Target => t !== undefined);
   }
 
@@ -393,7 +395,7 @@ export class Coordinator extends Pod {
       if (t.verified === undefined || this.done.get(t.index) !== this.expected(t.index)) return;
     this.released = true;
     this.timers.clear('poll');
-    this.roster = this.config.names.map((_, k) =>
+    this.roster = this.members.map((_, k) =>
       k === this.config.index ? this.config.selfAddress : this.members[k]!.verified!,
     );
     this.releaseFrame = '';

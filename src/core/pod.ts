@@ -41,10 +41,10 @@ export const MAX_PENDING = 32;
 export const MAX_PENDING_CAP = 256;
 
 /**
- * Handshakes a pod takes in at once: as many as peers may connect at the same moment (every member when a
- * coordinator or a mesh pod turns Ready in a burst: with fewer slots half of them got `busy` and backed
- * off), within [{@link MAX_PENDING}, {@link MAX_PENDING_CAP}]; a star member only hears from the
- * coordinator (and strangers).
+ * Handshakes a pod takes in at once: as many as peers may connect at the same moment (in a mesh every
+ * other member may connect to a pod that turns Ready in a burst; with 32 slots, 63 peers connecting at
+ * once would leave 31 with `busy` and a backoff), within [{@link MAX_PENDING}, {@link MAX_PENDING_CAP}];
+ * a star member only hears from the coordinator (and strangers).
  */
 export function maxPending(scope: { size: number; topology: 'mesh' | 'star' }, coordinator: boolean): number {
   if (scope.topology === 'star' && !coordinator) return MAX_PENDING;
@@ -469,7 +469,7 @@ export abstract class Pod implements Machine {
   protected newTarget(index: number): Target {
     return {
       index,
-      name: this.config.names[index]!,
+      name: this.config.nameOf(index),
       evidence: new Set(),
       conn: undefined,
       instance: undefined,

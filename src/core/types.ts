@@ -18,8 +18,11 @@ export interface CoreConfig {
   instance: string;
   /** This pod's address as its peers see it (from /etc/hosts), canonical; '' when unknown. */
   selfAddress: string;
-  /** Absolute name (trailing dot) of every member, by index: `names.length === scope.size`. */
-  names: readonly string[];
+  /**
+   * Absolute name (trailing dot) of member `index` (0 <= index < scope.size). A function, not a list: in a
+   * star of 10 000 a member needs one name, and a list per pod cost O(N) memory each.
+   */
+  nameOf: (index: number) => string;
   /** Absolute name of the headless Service that lists the Ready members' addresses. */
   service: string;
   /** The index that discovers members and decides the release. */

@@ -199,6 +199,7 @@ export function encodeFrame(message: Message): string {
 export type Decoded = { frame: Frame } | { error: 'oversize' | 'malformed'; detail: string };
 
 const NEWLINE = 0x0a;
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Splits a byte stream into frames. Bytes are only appended by {@link push}; frames are taken one at a
@@ -207,17 +208,31 @@ const NEWLINE = 0x0a;
  * looked at (a coordinator's confirm and its release often arrive in one segment).
  */
 export class FrameDecoder {
-  private buffer: Buffer = Buffer.alloc(0);
+  /** Bytes received, up to the last chunk that held a newline. */
+  private buffer: Buffer = EMPTY;
+  /** Chunks received after it, none holding a newline (joined only once one does: no O(n²) copying). */
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
   /** Bytes of {@link buffer} known to hold no newline. */
   private scanned = 0;
 
   /** Bytes received and not yet returned as frames. */
   get buffered(): number {
-    return this.buffer.length;
+    return this.buffer.length + this.tailBytes;
   }
 
   push(chunk: Uint8Array): void {
-    this.buffer = this.buffer.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.buffer, chunk]);
+    const bytes = Buffer.from(chunk);
+    if (this.buffer.length === 0 && this.tail.length === 0) {
+      this.buffer = bytes;
+    } else if (bytes.includes(NEWLINE)) {
+      this.buffer = Buffer.concat([this.buffer, ...this.tail, bytes]);
+      this.tail = [];
+      this.tailBytes = 0;
+    } else {
+      this.tail.push(bytes);
+      this.tailBytes += bytes.length;
+    }
   }
 
   /**
@@ -228,14 +243,14 @@ export class FrameDecoder {
     const newline = this.buffer.indexOf(NEWLINE, this.scanned);
     if (newline < 0) {
       this.scanned = this.buffer.length;
-      if (this.buffer.length > limit)
-        return { error: 'oversize', detail: `a frame longer than ${limit} bytes` };
+      if (this.buffered > limit) return { error: 'oversize', detail: `a frame longer than ${limit} bytes` };
       return undefined;
     }
     if (newline > limit)
       return { error: 'oversize', detail: `a frame of ${newline} bytes, more than ${limit}` };
     const line = this.buffer.subarray(0, newline).toString('utf8');
-    this.buffer = this.buffer.subarray(newline + 1);
+    // (An empty rest must not keep the whole received buffer alive.)
+    this.buffer = newline + 1 < this.buffer.length ? this.buffer.subarray(newline + 1) : EMPTY;
     this.scanned = 0;
     let frame: unknown;
     try {

@@ -393,7 +393,7 @@ export class Simulation {
       index: host.index,
       instance: host.instance,
       selfAddress: host.address,
-      names: this.names,
+      nameOf: (k: number) => this.names[k]!,
       service: SERVICE,
       coordinator: s.coordinator,
       pollMs: s.core.pollMs,
@@ -567,7 +567,7 @@ export class Simulation {
     if (this.tracing) this.trace(() => `stranger ${kind} ${host.label}`);
     const scope: Scope = { ...this.scope };
     let key = this.key;
-    let names = this.names;
+    let nameOf = (k: number): string => this.names[k]!;
     let service = SERVICE;
     if (kind === 'old-run') {
       scope.runId = `old-${scope.runId}`;
@@ -579,7 +579,7 @@ export class Simulation {
     } else if (kind === 'other-job') {
       scope.jobName = 'other';
       key = scopeKey(scope, undefined);
-      names = names.map((_, i) => memberName('other', i));
+      nameOf = (k: number): string => memberName('other', k);
       service = `other.${NAMESPACE}.svc.${CLUSTER_DOMAIN}.`;
     }
     const config: CoreConfig = {
@@ -588,7 +588,7 @@ export class Simulation {
       index,
       instance: host.instance,
       selfAddress: addr,
-      names,
+      nameOf,
       service,
       coordinator: this.scenario.coordinator,
       pollMs: this.scenario.core.pollMs,
@@ -600,7 +600,10 @@ export class Simulation {
     };
     const machine =
       kind === 'flooder'
-        ? createFlooder({ ...config, scope: this.scope, names: this.names, service: SERVICE }, host.rng)
+        ? createFlooder(
+            { ...config, scope: this.scope, nameOf: (k: number) => this.names[k]!, service: SERVICE },
+            host.rng,
+          )
         : this.options.factory(config);
     this.boot(host, machine);
     if (kind === 'old-run' || kind === 'wrong-secret') {

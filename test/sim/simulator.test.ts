@@ -123,12 +123,12 @@ function streamPair(record: {
     const m: Machine = {
       released: false,
       start() {
-        if (config.index === 1) out.push({ type: 'query', id: 1, name: config.names[0]! });
+        if (config.index === 1) out.push({ type: 'query', id: 1, name: config.nameOf(0) });
       },
       handle(_now, input: Input) {
         if (input.type === 'dns' && input.result.status === 'ok')
           out.push({ type: 'connect', conn: 1, address: input.result.addresses[0]!, fromSelf: true });
-        if (input.type === 'connect-failed') out.push({ type: 'query', id: ++asked, name: config.names[0]! });
+        if (input.type === 'connect-failed') out.push({ type: 'query', id: ++asked, name: config.nameOf(0) });
         if (input.type === 'connected' && !sent) {
           sent = true;
           for (let i = 0; i < 300; i++) {
@@ -237,7 +237,7 @@ describe('the invariants catch broken cores', () => {
               n++;
               if (what === 'connect')
                 out.push({ type: 'connect', conn: n, address: '10.200.0.1', fromSelf: false });
-              else out.push({ type: 'query', id: n, name: config.names[0]! });
+              else out.push({ type: 'query', id: n, name: config.nameOf(0) });
             }
             void now;
           },

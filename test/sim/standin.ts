@@ -74,7 +74,7 @@ export function createStandIn(config: CoreConfig, options: StandInOptions = {}):
   };
   const checkName = (k: number): void => {
     if ([...queries.values()].includes(k)) return;
-    query(config.names[k === SELF ? (isCoordinator ? config.index : config.coordinator) : k]!, k);
+    query(config.nameOf(k === SELF ? (isCoordinator ? config.index : config.coordinator) : k), k);
   };
   const sendRelease = (conn: number): void => {
     send(conn, { t: 'release', roster: packAddresses(roster!) });
@@ -268,7 +268,7 @@ export function createStandIn(config: CoreConfig, options: StandInOptions = {}):
       const out = [];
       for (let i = 0; i < size; i++)
         if (i !== config.index && !member.get(i)?.admitted)
-          out.push({ index: i, fqdn: config.names[i]!, reason: 'not-seen' as const, detail: 'stand-in' });
+          out.push({ index: i, fqdn: config.nameOf(i), reason: 'not-seen' as const, detail: 'stand-in' });
       return out;
     },
     stop() {
