@@ -364,7 +364,10 @@ export class Engine {
         error =
           err instanceof DnsError
             ? { status: 'error', detail: err.message, truncated: err.reason === 'truncated' }
-            : { status: 'error', detail: `${name} ${type}: ${(err as Error).message}` };
+            : {
+                status: 'error',
+                detail: `${name} ${type}: ${err instanceof Error ? err.message : String(err)}`,
+              };
       }
     }
     if (addresses.length > 0) return { status: 'ok', addresses: addresses.map(canonicalIp), ttlMs: ttl };
