@@ -348,8 +348,7 @@ export class Coordinator extends Pod {
     this.detach(t, conn);
     if (this.released && !this.delivered.has(t.index)) {
       // It may have missed the release: push it to its responder.
-      t.notBefore = this.now + this.backoff(t.failures++);
-      this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
+      this.holdOff(t);
     }
     this.recheck(t);
   }

@@ -180,8 +180,7 @@ export class Member extends Pod {
         this.close(conn);
         c.conn = undefined;
         this.sentDone = '';
-        c.notBefore = this.now + message.ms;
-        this.timers.setEarliest(`ask:${c.index}`, c.notBefore);
+        this.holdOff(c, message.ms);
         break;
       default:
         break;
@@ -228,8 +227,7 @@ export class Member extends Pod {
       this.detach(t, conn);
       if (t === this.coordinator) {
         this.sentDone = '';
-        t.notBefore = this.now + this.backoff(t.failures++);
-        this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
+        this.holdOff(t);
       }
     }
     this.recheck(t);

@@ -547,9 +547,14 @@ export abstract class Pod implements Machine {
       // next attempt (the Service's evidence stays).
       t.addresses = t.addresses.filter((a) => a !== address);
       if (t.why?.reason !== 'gave-up') t.why = { reason, detail };
-      t.notBefore = this.now + this.backoff(t.failures++);
-      this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
+      this.holdOff(t);
     });
+  }
+
+  /** Leaves `t` alone for `ms` (default: the next backoff step), then looks at it again. */
+  protected holdOff(t: Target, ms = this.backoff(t.failures++)): void {
+    t.notBefore = this.now + ms;
+    this.timers.setEarliest(`ask:${t.index}`, t.notBefore);
   }
 
   /**
