@@ -236,9 +236,9 @@ export class Engine {
     if (this.settled && !this.lingering) return;
     if (trace.enabled)
       trace(
-        '%d %s in %j',
+        '%d %d in %j',
         this.config.index,
-        (performance.timeOrigin + performance.now()).toFixed(1),
+        Date.now(), // wall clock: comparable across processes (timeOrigin may be off)
         input.type === 'data' ? { ...input, bytes: Buffer.from(input.bytes).toString() } : input,
       );
     this.machine.handle(this.now(), input);
@@ -276,9 +276,9 @@ export class Engine {
     if (this.down && (output.type === 'connect' || output.type === 'query')) return;
     if (trace.enabled)
       trace(
-        '%d %s out %j',
+        '%d %d out %j',
         this.config.index,
-        (performance.timeOrigin + performance.now()).toFixed(1),
+        Date.now(), // wall clock: comparable across processes (timeOrigin may be off)
         output,
       );
     switch (output.type) {

@@ -11,6 +11,12 @@ import { byCause, Pod, viewDigest, type Conn, type PodConfig, type Target } from
 import type { DnsResult } from './types.js';
 import { packAddresses, unpackAddresses, type ControlMessage } from './wire.js';
 
+/**
+ * Queries a second, for the whole job, that mesh members not yet in touch with the coordinator may spend
+ * asking for its name (each member asks about every size / this seconds, within the retry delays).
+ */
+export const MESH_COORDINATOR_QPS = 250;
+
 export class Member extends Pod {
   /** Whom this member checks, by index: the coordinator (star), or every other member (mesh). */
   private readonly targets = new Map<number, Target>();
@@ -119,10 +125,15 @@ export class Member extends Pod {
     const { retryMinMs, retryMaxMs, random } = this.config;
     const n = this.fallbacks++;
     const c = this.coordinator;
-    const wait = this.mesh
-      ? retryMinMs * 1.5 ** Math.min(n, 20) * (0.75 + random() / 2)
-      : Math.max(c.negativeUntil - this.now, this.backoff(n));
-    return Math.min(wait, retryMaxMs);
+    if (!this.mesh) return Math.min(Math.max(c.negativeUntil - this.now, this.backoff(n)), retryMaxMs);
+    // A backoff from the retry minimum (x1.5) up to a steady pace that holds the job's queries for the
+    // coordinator's name to MESH_COORDINATOR_QPS: a member that backed off for long (the coordinator was
+    // scheduled late) still meets it, and the others, soon after it turns Ready.
+    const cap = Math.min(
+      retryMaxMs,
+      Math.max(retryMinMs, (this.config.scope.size * 1000) / MESH_COORDINATOR_QPS),
+    );
+    return Math.min(retryMaxMs, Math.min(retryMinMs * 1.5 ** Math.min(n, 20), cap) * (0.75 + random() / 2));
   }
 
   protected onPeer(conn: Conn): void {

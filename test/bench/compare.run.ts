@@ -61,7 +61,10 @@
  *    (<page>-<regime>[-cached].svg) unless KPBENCH_SVG=0; <page>.notes.md, if present, is appended to it;
  *  - KPBENCH_RESUME=1: keep the runs already in the raw file (key: regime, DNS mode, N, repetition,
  *    method) and run only the missing ones; KPBENCH_REPORT_ONLY=1 (with RESUME): no new runs, just the
- *    tables and plots of what is there.
+ *    tables and plots of what is there;
+ *  - KPBENCH_TRACE=1 with KPBENCH_TRACE_DIR=<dir>: every kubepeers pod's core inputs and outputs (wall-clock
+ *    ms) and output, per run, in <dir>; KPBENCH_PROF=<dir> (world-writable): a V8 CPU profile of every
+ *    kubepeers process in <dir>.
  *
  * Examples: `npm run bench` (everything: hours); one regime, short:
  * `KPBENCH_SIZES=16 KPBENCH_REPS=2 KPBENCH_REGIMES=cold KPBENCH_DNS=direct npm run bench`.
@@ -183,6 +186,8 @@ function spec(method: Method, box: ClusterInABox, size: number): PodSpec {
     command: [
       ...TIME,
       process.execPath,
+      // KPBENCH_PROF=<dir>: a V8 CPU profile of every kubepeers process, written to <dir> (world-writable).
+      ...(process.env.KPBENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KPBENCH_PROF}`] : []),
       'node_modules/kubepeers/dist/bin.js',
       'wait',
       '--format',

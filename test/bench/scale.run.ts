@@ -8,7 +8,8 @@
  * docs/scale.svg.
  *
  * KPSCALE_RUNS: comma-separated topology:N (default below); KPSCALE_REPS (default 1);
- * KPSCALE_RESUME=1 keeps runs already in docs/scale.jsonl; KPSCALE_REPORT_ONLY=1 only re-renders.
+ * KPSCALE_RESUME=1 keeps runs already in docs/scale.jsonl; KPSCALE_REPORT_ONLY=1 only re-renders;
+ * KPSCALE_PROF=<dir>: a V8 CPU profile of each worker process in <dir>.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -105,6 +106,8 @@ function startWorker(netns: string, specFile: string, nofile: number, pods: numb
       'prlimit',
       `--nofile=${nofile}`,
       process.execPath,
+      // KPSCALE_PROF=<dir>: a V8 CPU profile of every worker process, written to <dir>.
+      ...(process.env.KPSCALE_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KPSCALE_PROF}`] : []),
       join(ROOT, 'test/bench/sim-worker.mjs'),
       specFile,
     ],
