@@ -140,7 +140,8 @@ export class Coordinator extends Pod {
       if (k !== undefined) {
         const t = this.members[k]!;
         if (this.addEvidence(t, address)) {
-          this.tell(k, address);
+          // A star member hears of its own entry now; a mesh hears of a member once its name is checked.
+          if (!this.mesh) this.tell(k, address);
           this.recheck(t);
         }
       } else if (!this.probing.has(address) && (this.badUntil.get(address) ?? 0) <= this.now) {
@@ -247,7 +248,8 @@ export class Coordinator extends Pod {
     this.owner.set(conn.remote, k);
     // Released already (by us before a restart, or our ack was lost): nothing is owed to it.
     if (conn.peer!.peerReleased) this.delivered.add(k);
-    if (this.service.has(conn.remote) && this.addEvidence(t, conn.remote)) this.tell(k, conn.remote);
+    if (this.service.has(conn.remote) && this.addEvidence(t, conn.remote) && !this.mesh)
+      this.tell(k, conn.remote);
     const wasVerified = t.verified !== undefined;
     const before = t.instance;
     this.attach(t, conn);
@@ -280,7 +282,8 @@ export class Coordinator extends Pod {
     if (verified && !wasVerified) {
       this.verifiedCount++;
       this.changes++;
-      // Verified by name while the Service could not be used: that is evidence for the others too.
+      // Its name resolves to the address of its authenticated connection: in a mesh the members take
+      // our word for that (they verified us), so they need not each ask for every name.
       this.tell(t.index, t.verified!);
     }
     const room = this.mesh || this.authenticated < MAX_HELD;

@@ -66,6 +66,12 @@ export class Member extends Pod {
       // and it did not say the Service lists it): ask its name again on the fallback schedule.
       this.timers.set('fallback', this.now + this.fallbackWait());
     const verified = this.check(t, isCoordinator && this.askCoordinator);
+    const pending = this.unvouched;
+    if (isCoordinator && verified && pending !== undefined) {
+      this.unvouched = undefined;
+      if (pending.instance === t.instance)
+        for (const [k, address] of pending.entries) this.vouched(this.targets.get(k)!, address);
+    }
     const early = this.early;
     if (isCoordinator && verified && t.conn && early !== undefined && early.instance === t.instance) {
       this.early = undefined;
@@ -172,9 +178,24 @@ export class Member extends Pod {
     switch (message.t) {
       case 'peers':
         for (const [k, address] of message.p) {
-          if (k === this.config.index) this.seen = true;
+          if (k === this.config.index) {
+            this.seen = true;
+            continue;
+          }
           const t = this.targets.get(k);
-          if (t && this.addEvidence(t, address)) this.recheck(t);
+          if (!t) continue;
+          if (t === c) {
+            // The coordinator says the Service lists it: ask its name (we check it ourselves).
+            if (this.addEvidence(t, address)) this.recheck(t);
+          } else if (c.verified !== undefined) {
+            this.vouched(t, address);
+          } else {
+            // Taken on the word of the coordinator instance this connection authenticated, once its
+            // name resolves to it.
+            const instance = c.instance!; // set by the handshake of the connection this came on
+            if (this.unvouched?.instance !== instance) this.unvouched = { instance, entries: new Map() };
+            this.unvouched.entries.set(k, address);
+          }
         }
         break;
       case 'release':
@@ -196,6 +217,23 @@ export class Member extends Pod {
       default:
         break;
     }
+  }
+
+  /** `peers` entries from a coordinator instance not verified yet: taken once it is. */
+  private unvouched: { instance: string; entries: Map<number, string> } | undefined;
+
+  /**
+   * The coordinator we verified checked that member `t`'s name resolves to `address` (a mesh `peers`
+   * entry): it is where `t` is, and an authenticated connection from there verifies it, without a query
+   * of our own. A connection from elsewhere (a restart the coordinator has not seen yet) still makes us
+   * ask the name ourselves once this expires.
+   */
+  private vouched(t: Target, address: string): void {
+    this.addEvidence(t, address);
+    if (!t.addresses.includes(address)) t.addresses = [address];
+    t.answerUntil = Math.max(t.answerUntil, this.now + this.config.retryMinMs);
+    t.negativeUntil = 0;
+    this.recheck(t);
   }
 
   /** The coordinator instance whose release we took. */

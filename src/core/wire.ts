@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 
 /** Protocol version, sent in every hello. Pods of different versions do not take each other as peers. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** Largest frame accepted before the peer is authenticated. */
 export const MAX_HELLO_BYTES = 1024;
 /** Largest frame accepted from an authenticated peer in a job of one pod; see {@link maxFrameBytes}. */
