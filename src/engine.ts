@@ -262,14 +262,26 @@ export class Engine {
       this.endLinger();
       return;
     }
-    const at = this.machine.nextTimer();
+    const at = this.settled && !this.lingering ? undefined : this.machine.nextTimer();
+    // Most inputs leave the core's next deadline where it was: keep the armed timer then.
+    if (at === this.timerAt && (at === undefined || this.timer !== undefined)) return;
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (at !== undefined && (!this.settled || this.lingering)) {
-      this.timer = setTimeout(() => this.input({ type: 'tick' }), Math.max(0, at - this.now()));
+    this.timerAt = at;
+    if (at !== undefined) {
+      this.timer = setTimeout(
+        () => {
+          this.timer = undefined;
+          this.timerAt = undefined;
+          this.input({ type: 'tick' });
+        },
+        Math.max(0, at - this.now()),
+      );
       this.timer.unref();
     }
   }
+  /** The core's deadline the armed timer is for. */
+  private timerAt: number | undefined;
 
   private perform(output: Output): void {
     // A user's progress callback may have aborted the run in the middle of a batch.
@@ -472,6 +484,7 @@ export class Engine {
     clearTimeout(this.delivering);
     clearTimeout(this.lingerTimer);
     this.timer = undefined;
+    this.timerAt = undefined;
     this.queries.abort();
     for (const socket of this.sockets.values()) socket.destroySoon();
     this.sockets.clear();
