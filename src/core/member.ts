@@ -17,6 +17,9 @@ import { packAddresses, unpackAddresses, type ControlMessage } from './wire.js';
  */
 export const MESH_COORDINATOR_QPS = 250;
 
+/** A released mesh member closes its connections with the other members after this long (jittered x0.5-1.5). */
+export const HANGUP_DELAY_MS = 1000;
+
 export class Member extends Pod {
   /** Whom this member checks, by index: the coordinator (star), or every other member (mesh). */
   private readonly targets = new Map<number, Target>();
@@ -263,6 +266,16 @@ export class Member extends Pod {
     for (const t of this.targets.values()) this.timers.clear(`ask:${t.index}`);
     this.dropQueuedConnects();
     this.out.push({ type: 'released', roster });
+    // The other members' connections are closed a little later: at the release every pod of a mesh would
+    // otherwise close N - 1 connections (and hear N - 1 closes) at the moment all of them start their
+    // workload. Nothing is taken from them meanwhile (only the coordinator is listened to).
+    this.close(conn, 'released');
+    if (this.mesh) this.timers.set('hangup', this.now + HANGUP_DELAY_MS * (0.5 + this.config.random()));
+    else this.hangUp();
+  }
+
+  /** Closes the connections a released member still holds. */
+  private hangUp(): void {
     for (const t of this.targets.values()) if (t.conn) this.close(t.conn, 'released');
   }
 
@@ -284,6 +297,10 @@ export class Member extends Pod {
 
   protected onTimer(key: string): void {
     const c = this.coordinator;
+    if (key === 'hangup') {
+      this.hangUp();
+      return;
+    }
     if (key === 'fallback') {
       if (c.verified === undefined) {
         this.askCoordinator = true;
