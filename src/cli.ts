@@ -6,11 +6,13 @@
  *   kubepeers env --format <formats> [options]
  */
 import { spawn } from 'node:child_process';
-import { access, constants, readFile, writeFile } from 'node:fs/promises';
+import { access, constants, readFile, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
+import { dirname } from 'node:path';
 import { waitForPeers, type PeersResult } from './barrier.js';
+import { PROTOCOL_VERSION } from './core/wire.js';
 import { ConfigError, KubepeersError, OutputError, TimeoutError } from './errors.js';
 import {
   DEFAULT_PORT,
@@ -46,6 +48,8 @@ interface Flag {
   help: string;
   /** Read by the library itself from env (so its errors name the env variable). */
   library?: keyof WaitForPeersOptions;
+  /** A one-letter flag, where one is conventional (wait-for-it's `-t` and `-q`). */
+  short?: string;
 }
 
 const FLAGS: Flag[] = [
@@ -119,6 +123,7 @@ const FLAGS: Flag[] = [
     default: '10m',
     help: 'give up after this long (exit 124)',
     library: 'timeoutMs',
+    short: 't',
   },
   {
     name: 'poll-interval',
@@ -172,7 +177,14 @@ const FLAGS: Flag[] = [
     default: 'text',
     help: 'text or json (one event per line) on stderr',
   },
-  { name: 'quiet', env: 'KUBEPEERS_QUIET', kind: 'bool', default: 'false', help: 'print errors only' },
+  {
+    name: 'quiet',
+    env: 'KUBEPEERS_QUIET',
+    kind: 'bool',
+    default: 'false',
+    help: 'print errors only (env: true/false, 1/0, yes/no)',
+    short: 'q',
+  },
   {
     name: 'format',
     env: 'KUBEPEERS_FORMAT',
@@ -243,8 +255,7 @@ const FLAGS: Flag[] = [
     name: 'probe-http-port',
     env: 'KUBEPEERS_PROBE_HTTP_PORT',
     kind: 'int',
-    default: '8080',
-    help: 'port for --probe-http',
+    help: "your workload's HTTP port, for --probe-http (required with it)",
   },
   {
     name: 'termination-log',
@@ -255,29 +266,56 @@ const FLAGS: Flag[] = [
   },
 ];
 
-const USAGE = `Usage:
-  kubepeers wait [options] [-- command [args...]]
+const WAIT_USAGE = `  kubepeers wait [options] [-- command [args...]]
       Wait until every pod of this Indexed Job resolves in DNS and proves its identity, then run the
       command with the integration env (or just exit 0). Signals are forwarded to the command; the exit
-      code is the command's.
-  kubepeers env [options]
+      code is the command's.`;
+const ENV_USAGE = `  kubepeers env [options]
       Wait the same way, then print the integration env as shell exports:
-      eval "$(kubepeers env --format torch)"
+      eval "$(kubepeers env --format torch)"`;
+const EXIT_CODES = `Exit codes: 0 success, 1 other failure, 2 configuration error (before any network I/O), 124 barrier
+timeout, 126 command not executable, 127 command not found, 128+n killed by signal n, otherwise the
+command's own code.`;
 
-Exit codes: 0 success, 1 other failure, 2 configuration error (before any network I/O), 124 barrier
-timeout, 128+n killed by signal n, otherwise the command's own code.
-
-Options (every one also settable by its env variable; flags win):
-`;
-
-/** `--help` text: every option with its env name and default. */
-export function helpText(): string {
+/** `--help` text (of one command, or of both): every option with its env name and default. */
+export function helpText(command?: 'wait' | 'env'): string {
+  const usage =
+    command === 'wait' ? WAIT_USAGE : command === 'env' ? ENV_USAGE : `${WAIT_USAGE}\n${ENV_USAGE}`;
   const rows = FLAGS.map((f) => {
     const arg =
       f.kind === 'bool' ? '' : ` <${f.kind === 'duration' ? 'duration' : f.kind === 'int' ? 'n' : 'value'}>`;
-    return `  --${f.name}${arg}\n      ${f.help}. env ${f.env}${f.default ? `; default: ${f.default}` : ''}`;
+    const name = f.short ? `-${f.short}, --${f.name}` : `--${f.name}`;
+    return `  ${name}${arg}\n      ${f.help}. env ${f.env}${f.default ? `; default: ${f.default}` : ''}`;
   });
-  return `${USAGE}${rows.join('\n')}\n  --help, --version\n\nDurations: 1500 (ms), 1500ms, 90s, 10m, 1h.\n`;
+  return (
+    `Usage:\n${usage}\n\n${EXIT_CODES}\n\nOptions (before or after the command; every one also settable by ` +
+    `its env variable; flags win):\n${rows.join('\n')}\n  -h, --help\n  -V, --version\n\n` +
+    'Durations: 1500 (ms), 1500ms, 90s, 10m, 1h, 1m30s.\n'
+  );
+}
+
+/**
+ * The options table of docs/cli.md, cell by cell (option, env variable, default, meaning), from the same
+ * flags as `--help`; test/cli.test.ts checks that the page says exactly this.
+ */
+export function optionRows(): [string, string, string, string][] {
+  const rows = FLAGS.map((f): [string, string, string, string] => {
+    const arg =
+      f.kind === 'bool' ? '' : ` <${f.kind === 'duration' ? 'duration' : f.kind === 'int' ? 'n' : 'value'}>`;
+    const option = f.short ? `\`--${f.name}${arg}\`, \`-${f.short}\`` : `\`--${f.name}${arg}\``;
+    // Placeholders such as <job>-<index> as code: bare, markdown would take them for HTML tags.
+    const code = (text: string): string => text.replace(/\S*<[^>]+>\S*/g, (m) => `\`${m}\``);
+    return [option, `\`${f.env}\``, code(f.default ?? '—'), code(f.help)];
+  });
+  rows.push(['`--help`, `-h`', '', '', 'print the help (of the command given, if any) and exit 0']);
+  rows.push(['`--version`, `-V`', '', '', 'print the version and the wire protocol version, and exit 0']);
+  return rows;
+}
+
+/** `--version`: the package version and the wire protocol it speaks (every pod of a job needs the same). */
+export function versionText(): string {
+  const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
+  return `kubepeers ${pkg.version} (wire protocol ${PROTOCOL_VERSION})\n`;
 }
 
 class UsageError extends ConfigError {}
@@ -302,6 +340,63 @@ function collect(
   return out;
 }
 
+/** The CLI flag behind each library option the CLI sets. */
+const FLAG_OF_OPTION: Record<string, string> = {
+  ...Object.fromEntries(FLAGS.filter((f) => f.library).map((f) => [f.library!, f.name])),
+  listenAddress: 'listen-address',
+  family: 'family',
+  nameservers: 'nameservers',
+  secret: 'secret-file',
+};
+
+/**
+ * The library names options as its API does (`option size`, `timeoutMs`); a CLI user typed a flag or set
+ * an env variable. Rewrites a library ConfigError to name the flag and where its value came from.
+ */
+function explainConfigError(err: unknown, settings: Map<string, Setting>): unknown {
+  if (!(err instanceof ConfigError) || err instanceof UsageError) return err;
+  const flag = FLAG_OF_OPTION[err.setting];
+  if (flag === undefined) return err;
+  const given = settings.get(flag);
+  let source = err.source;
+  if (source.startsWith('option ')) {
+    if (!given) return err;
+    source = given.source;
+  } else if (source !== `env ${FLAGS.find((f) => f.name === flag)?.env}`) {
+    return err; // an env variable the library reads that no flag stands for (KUBEPEERS_SECRET)
+  }
+  return new ConfigError(flag, source, err.value, err.expected, { cause: err });
+}
+
+/**
+ * Whether a file can be written at `path`: its directory exists and is writable (files are written to a
+ * temporary name there and renamed), and the path is not a directory.
+ */
+async function writable(path: string): Promise<void> {
+  const dir = dirname(path);
+  const info = await stat(dir).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(
+      err.code === 'ENOENT' ? `directory ${dir} does not exist` : `${dir}: ${err.code ?? err.message}`,
+    );
+  });
+  if (!info.isDirectory()) throw new Error(`${dir} is not a directory`);
+  await access(dir, constants.W_OK).catch(() => {
+    throw new Error(`directory ${dir} is not writable`);
+  });
+  const target = await stat(path).catch(() => undefined);
+  if (target?.isDirectory()) throw new Error(`${path} is a directory`);
+}
+
+/** A boolean flag, or its env variable: true/false, 1/0, yes/no, on/off (any case); anything else is an error. */
+function bool(name: string, s: Setting | undefined, fallback: boolean): boolean {
+  if (!s) return fallback;
+  if (typeof s.value === 'boolean') return s.value;
+  const text = s.value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(text)) return true;
+  if (['0', 'false', 'no', 'off'].includes(text)) return false;
+  throw new UsageError(name, s.source, s.value, 'true or false (or 1/0, yes/no, on/off)');
+}
+
 function intOf(name: string, s: Setting | undefined, fallback: number, min: number, max: number): number {
   if (!s) return fallback;
   const n = typeof s.value === 'string' && /^\d+$/.test(s.value.trim()) ? Number(s.value) : NaN;
@@ -324,40 +419,64 @@ interface Plan {
   serveStatus?: { host: string; port: number };
   probeHttp?: { path: string; port: number };
   terminationLog: string;
+  /** A configuration error of the library, told in the CLI's terms: the flag or env variable it came from. */
+  explain(err: unknown): unknown;
+}
+
+/** What `--help` asked for: the help of one command, or of all. */
+interface HelpRequest {
+  help: 'wait' | 'env' | undefined;
 }
 
 /** Parses argv and env into a plan; throws a ConfigError (exit 2) for anything wrong. */
-export async function plan(args: string[], env: NodeJS.ProcessEnv): Promise<Plan | 'help' | 'version'> {
-  const [command, ...rest] = args;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') return 'help';
-  if (command === '--version') return 'version';
-  if (command !== 'wait' && command !== 'env') {
-    throw new UsageError('command', 'argv', command, '"wait" or "env" (see kubepeers --help)');
-  }
+export async function plan(args: string[], env: NodeJS.ProcessEnv): Promise<Plan | HelpRequest | 'version'> {
+  if (args.length === 0) return { help: undefined };
   let parsed;
   try {
     parsed = parseArgs({
-      args: rest,
+      args,
       allowPositionals: true,
       strict: true,
+      tokens: true,
       options: {
         ...Object.fromEntries(
           FLAGS.map((f) => [
             f.name,
-            { type: f.kind === 'bool' ? ('boolean' as const) : ('string' as const) },
+            {
+              type: f.kind === 'bool' ? ('boolean' as const) : ('string' as const),
+              ...(f.short ? { short: f.short } : {}),
+            },
           ]),
         ),
         help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean' },
+        version: { type: 'boolean', short: 'V' },
       },
     });
   } catch (err) {
-    throw new UsageError('arguments', 'argv', rest.join(' '), `valid options (${(err as Error).message})`);
+    throw new UsageError(
+      'arguments',
+      'argv',
+      args.join(' '),
+      `valid options (${(err as Error).message}; see kubepeers --help)`,
+    );
   }
-  if (parsed.values.help) return 'help';
+  // The command is the first word before `--` (options may come before or after it); the words after it
+  // are the program to run.
+  const end = parsed.tokens.findIndex((t) => t.kind === 'option-terminator');
+  const word = (end < 0 ? parsed.tokens : parsed.tokens.slice(0, end)).find((t) => t.kind === 'positional');
+  const command = word?.kind === 'positional' ? word.value : undefined;
   if (parsed.values.version) return 'version';
-  if (command === 'env' && parsed.positionals.length > 0) {
-    throw new UsageError('command', 'argv', parsed.positionals.join(' '), 'no command after "kubepeers env"');
+  if (command === 'help') return { help: undefined };
+  if (command !== undefined && command !== 'wait' && command !== 'env') {
+    throw new UsageError('command', 'argv', command, '"wait" or "env" (see kubepeers --help)');
+  }
+  if (parsed.values.help) return { help: command };
+  if (command === undefined) {
+    throw new UsageError('command', 'argv', undefined, '"wait" or "env" (see kubepeers --help)');
+  }
+  const program = parsed.positionals.slice(1);
+  if (command === 'env' && program.length > 0) {
+    throw new UsageError('command', 'argv', program.join(' '), 'no command after "kubepeers env"');
   }
   const s = collect(parsed.values as Record<string, string | boolean | undefined>, env);
 
@@ -401,23 +520,31 @@ export async function plan(args: string[], env: NodeJS.ProcessEnv): Promise<Plan
   }
   const secretFile = s.get('secret-file');
   if (secretFile) {
+    let secret: string;
     try {
-      wait.secret = (await readFile(String(secretFile.value), 'utf8')).trim();
+      secret = (await readFile(String(secretFile.value), 'utf8')).trim();
     } catch (err) {
-      throw new UsageError('secret-file', secretFile.source, secretFile.value, 'a readable file', {
+      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new UsageError('secret-file', secretFile.source, secretFile.value, `a readable file (${why})`, {
         cause: err,
       });
     }
+    // An empty file must not quietly turn the secret off (a Secret mounted without its key, say).
+    if (secret === '')
+      throw new UsageError(
+        'secret-file',
+        secretFile.source,
+        secretFile.value,
+        'a file holding the secret (it is empty)',
+      );
+    wait.secret = secret;
   }
 
   const logFormat = String(s.get('log-format')?.value ?? 'text');
   if (logFormat !== 'text' && logFormat !== 'json') {
     throw new UsageError('log-format', s.get('log-format')!.source, logFormat, '"text" or "json"');
   }
-  const quietSetting = s.get('quiet');
-  const quiet = quietSetting
-    ? quietSetting.value === true || /^(1|true|yes)$/i.test(String(quietSetting.value))
-    : false;
+  const quiet = bool('quiet', s.get('quiet'), false);
 
   const formatSetting = s.get('format');
   const requested = String(formatSetting?.value ?? 'all')
@@ -454,20 +581,36 @@ export async function plan(args: string[], env: NodeJS.ProcessEnv): Promise<Plan
     return v === undefined ? undefined : String(v.value);
   };
   const files: Plan['files'] = {};
-  const envFile = str('write-env');
-  if (envFile) files.envFile = envFile;
-  const hostfile = str('write-hostfile');
-  if (hostfile) files.hostfile = hostfile;
-  const mpich = str('write-mpich-hostfile');
-  if (mpich) files.mpichHostfile = mpich;
-  const rosterFile = str('write-roster');
-  if (rosterFile) files.rosterFile = rosterFile;
+  const outputs: [keyof Plan['files'], string][] = [
+    ['envFile', 'write-env'],
+    ['hostfile', 'write-hostfile'],
+    ['mpichHostfile', 'write-mpich-hostfile'],
+    ['rosterFile', 'write-roster'],
+  ];
+  for (const [key, name] of outputs) {
+    const path = str(name);
+    if (!path) continue;
+    // Checked now, before any network I/O: found out after the barrier, the peers would be released
+    // already while this pod fails.
+    await writable(path).catch((err: unknown) => {
+      throw new UsageError(
+        name,
+        s.get(name)!.source,
+        path,
+        `a file path we can write (${(err as Error).message})`,
+        {
+          cause: err,
+        },
+      );
+    });
+    files[key] = path;
+  }
 
   const timeoutSetting = s.get('timeout');
   const result: Plan = {
     timeoutMs: (timeoutSetting && parseDuration(String(timeoutSetting.value))) || 600_000,
     command,
-    argv: parsed.positionals,
+    argv: program,
     wait,
     integrations,
     formats,
@@ -475,6 +618,7 @@ export async function plan(args: string[], env: NodeJS.ProcessEnv): Promise<Plan
     quiet,
     files,
     terminationLog: str('termination-log') ?? '/dev/termination-log',
+    explain: (err) => explainConfigError(err, s),
   };
   const status = s.get('serve-status');
   if (status) {
@@ -495,7 +639,23 @@ export async function plan(args: string[], env: NodeJS.ProcessEnv): Promise<Plan
     const path = String(probe.value);
     if (!path.startsWith('/'))
       throw new UsageError('probe-http', probe.source, path, 'a path starting with /');
-    result.probeHttp = { path, port: port('probe-http-port', 8080) };
+    const probePort = s.get('probe-http-port');
+    if (!probePort)
+      throw new UsageError(
+        'probe-http-port',
+        `flag --probe-http-port or env KUBEPEERS_PROBE_HTTP_PORT`,
+        undefined,
+        "your workload's HTTP port (required with --probe-http)",
+      );
+    const n = port('probe-http-port', 0);
+    if (result.serveStatus?.port === n)
+      throw new UsageError(
+        'probe-http-port',
+        probePort.source,
+        probePort.value,
+        `a port other than --serve-status's ${n} (that is kubepeers' own status server, not your workload)`,
+      );
+    result.probeHttp = { path, port: n };
   }
   return result;
 }
@@ -566,7 +726,7 @@ class Reporter {
       });
     }
     if (this.tty && !this.quiet) process.stderr.write('\r\x1b[K');
-    process.stderr.write(`kubepeers: ${e.code ?? 'error'}: ${e.message ?? String(err)}\n`);
+    process.stderr.write(`kubepeers: ${e.code ?? 'ERR_KUBEPEERS_UNEXPECTED'}: ${e.message ?? String(err)}\n`);
   }
 
   json(event: object): void {
@@ -614,13 +774,12 @@ export async function main(args: string[], env: NodeJS.ProcessEnv): Promise<numb
     );
     return EXIT.config;
   }
-  if (p === 'help') {
-    process.stdout.write(helpText());
+  if (p === 'version') {
+    process.stdout.write(versionText());
     return EXIT.ok;
   }
-  if (p === 'version') {
-    const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
-    process.stdout.write(`${pkg.version}\n`);
+  if ('help' in p) {
+    process.stdout.write(helpText(p.help));
     return EXIT.ok;
   }
   const reporter = new Reporter(p.logFormat, p.quiet, process.stderr.isTTY === true);
@@ -684,7 +843,8 @@ export async function main(args: string[], env: NodeJS.ProcessEnv): Promise<numb
     for (const s of signals) process.off(s, onSignal);
     if (caught) return signalExit(caught); // stopped before the command could start
     return await runChild(p.argv, { ...env, ...childEnv });
-  } catch (err) {
+  } catch (thrown) {
+    const err = p.explain(thrown);
     status.error = (err as Error).message;
     if (caught) {
       reporter.error(
@@ -704,7 +864,11 @@ export async function main(args: string[], env: NodeJS.ProcessEnv): Promise<numb
   }
 }
 
-/** Runs the command like tini would: signals forwarded, its exit code (or 128+signal) returned. */
+/**
+ * Runs the command as a child: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 forwarded to it, its
+ * exit code (or 128 + signal) returned. Unlike tini it does not reap orphaned grandchildren when it runs as
+ * PID 1 (see docs/cli.md).
+ */
 function runChild(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env });

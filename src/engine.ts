@@ -196,7 +196,13 @@ export class Engine {
     server.maxConnections = maxInbound(this.scope, config.index === COORDINATOR_INDEX);
     this.server = server;
     return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(new ListenError(address, port, { cause: err }));
+      const onError = (err: Error): void =>
+        reject(
+          new ListenError(address, port, {
+            cause: err,
+            listener: 'the barrier responder (option port, env KUBEPEERS_PORT)',
+          }),
+        );
       server.once('error', onError);
       server.listen({ host: address, port, exclusive: true }, () => {
         server.off('error', onError);

@@ -11,7 +11,9 @@ export type KubepeersErrorCode =
   | 'ERR_KUBEPEERS_CONNECT'
   | 'ERR_KUBEPEERS_HANDSHAKE'
   | 'ERR_KUBEPEERS_LISTEN'
-  | 'ERR_KUBEPEERS_OUTPUT';
+  | 'ERR_KUBEPEERS_OUTPUT'
+  /** CLI only: it failed with an error that is not a KubepeersError (a bug: please report it). */
+  | 'ERR_KUBEPEERS_UNEXPECTED';
 
 /** Base class of all kubepeers errors. The low-level error, if any, is on `cause`. */
 export class KubepeersError extends Error {
@@ -137,16 +139,24 @@ export class HandshakeError extends KubepeersError {
   }
 }
 
-/** The responder could not listen (port in use, no permission). */
+/** A listener (the barrier responder, or the status server) could not listen: port in use, no permission. */
 export class ListenError extends KubepeersError {
   readonly address: string;
   readonly port: number;
+  /** Which listener: `the barrier responder` or `the status server`. */
+  readonly listener: string;
 
-  constructor(address: string, port: number, options?: { cause?: unknown }) {
+  constructor(address: string, port: number, options?: { cause?: unknown; listener?: string }) {
     const errno = (options?.cause as NodeJS.ErrnoException | undefined)?.code ?? 'unknown error';
-    super('ERR_KUBEPEERS_LISTEN', `cannot listen on ${formatHostPort(address, port)}: ${errno}`, options);
+    const listener = options?.listener ?? 'the barrier responder';
+    super(
+      'ERR_KUBEPEERS_LISTEN',
+      `cannot listen on ${formatHostPort(address, port)} for ${listener}: ${errno}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.address = address;
     this.port = port;
+    this.listener = listener;
   }
 }
 

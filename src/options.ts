@@ -189,14 +189,22 @@ export const ENV = {
 } as const;
 
 /**
- * Parses a duration: whole milliseconds (`1500`) or a number with a unit (`1500ms`, `90s`, `10m`, `1h`,
- * `2.5s`). Returns undefined when the text is not one.
+ * Parses a duration: whole milliseconds (`1500`), a number with a unit (`1500ms`, `90s`, `10m`, `1h`,
+ * `2.5s`), or several as Go and kubectl write them (`1m30s`, `1h2m3.5s`). Returns undefined when the
+ * text is not one.
  */
 export function parseDuration(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
-  if (!m) return undefined;
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 'ms']!;
-  const ms = Math.round(Number(m[1]) * factor);
+  const t = text.trim();
+  let ms: number;
+  if (/^\d+(?:\.\d+)?$/.test(t)) ms = Number(t);
+  else {
+    if (!/^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/.test(t)) return undefined;
+    const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+    ms = 0;
+    for (const m of t.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g))
+      ms += Number(m[1]) * factor[m[2] as keyof typeof factor];
+  }
+  ms = Math.round(ms);
   return Number.isSafeInteger(ms) ? ms : undefined;
 }
 
@@ -245,7 +253,7 @@ function duration(
       key,
       s.source,
       s.value,
-      `a duration from ${min} ms to ${max} ms (e.g. 1500, 90s, 10m)`,
+      `a duration from ${min} ms to ${max} ms (e.g. 1500, 90s, 10m, 1m30s)`,
     );
   }
   return ms;

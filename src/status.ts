@@ -61,7 +61,9 @@ export async function serveStatus(options: StatusServerOptions): Promise<StatusS
   server.requestTimeout = 5000;
   server.keepAliveTimeout = 1000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new ListenError(host, options.port, { cause: err })));
+    server.once('error', (err) =>
+      reject(new ListenError(host, options.port, { cause: err, listener: 'the status server' })),
+    );
     server.listen(options.port, host, () => resolve());
   });
   server.unref();

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { helpText } from '../src/cli.js';
+import { helpText, optionRows } from '../src/cli.js';
 import { reply, soa, startFakeDns, type FakeDns } from './helpers/fake-dns.js';
 import { freePort } from './helpers/knot.js';
 
@@ -92,6 +92,20 @@ describe('kubepeers CLI', () => {
     expect(stdout).toContain('env KUBEPEERS_PORT; default: 17293');
   });
 
+  it("docs/cli.md's option table says what --help says, row by row", async () => {
+    const page = await readFile(new URL('../docs/cli.md', import.meta.url), 'utf8');
+    const lines = page.split('\n');
+    const start = lines.findIndex((l) => l.startsWith('| option '));
+    const rows: string[][] = [];
+    for (let i = start + 2; lines[i]?.startsWith('|'); i++)
+      rows.push(
+        lines[i]!.slice(1, -1)
+          .split(' | ')
+          .map((c) => c.trim()),
+      );
+    expect(rows).toEqual(optionRows());
+  });
+
   it('exits 2 on a configuration error, naming the value and where it came from, before any I/O', async () => {
     const a = await cli(['wait', ...solo, '--timeout', 'soon']);
     expect(a.code).toBe(2);
@@ -107,6 +121,79 @@ describe('kubepeers CLI', () => {
     const d = await cli(['wait', '--bogus']);
     expect(d.code).toBe(2);
     expect(d.stderr).toContain("Unknown option '--bogus'");
+  });
+
+  it('names the flag or env variable a bad value came from, also for values the library checks', async () => {
+    const size = await cli(['wait', ...solo.filter((_, i) => i > 1), '--size', '0']);
+    expect(size.code).toBe(2);
+    expect(size.stderr).toContain('size is 0 (from flag --size); expected an integer from 1 to');
+    const timeout = await cli(['wait', ...solo], { KUBEPEERS_TIMEOUT: '-5s' });
+    expect(timeout.code).toBe(2);
+    expect(timeout.stderr).toContain('timeout is "-5s" (from env KUBEPEERS_TIMEOUT); expected a duration');
+    const listen = await cli(['wait', ...solo], { KUBEPEERS_LISTEN_ADDRESS: 'not-an-ip' });
+    expect(listen.code).toBe(2);
+    expect(listen.stderr).toContain('listen-address is "not-an-ip" (from env KUBEPEERS_LISTEN_ADDRESS)');
+  });
+
+  it('takes booleans strictly, Go durations, options before the command, short flags and per-command help', async () => {
+    const maybe = await cli(['wait', ...solo], { KUBEPEERS_QUIET: 'maybe' });
+    expect(maybe.code).toBe(2);
+    expect(maybe.stderr).toContain('quiet is "maybe" (from env KUBEPEERS_QUIET); expected true or false');
+    const quiet = await cli(['wait', ...solo], { KUBEPEERS_QUIET: 'Yes' });
+    expect(quiet.code).toBe(0);
+    expect(quiet.stderr).toBe('');
+    // Options before the subcommand, short flags, and a Go duration: all accepted.
+    const before = await cli([...solo, '-q', '-t', '1m30s', 'wait']);
+    expect(before.stderr).toBe('');
+    expect(before.code).toBe(0);
+    const bad = await cli(['wait', ...solo, '-t', '1m30']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('timeout is "1m30" (from flag --timeout)');
+    const help = await cli(['wait', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toBe(helpText('wait'));
+    expect(help.stdout).toContain('kubepeers wait [options]');
+    expect(help.stdout).not.toContain('kubepeers env [options]');
+    const version = await cli(['-V']);
+    expect(version.stdout).toMatch(/^kubepeers \d+\.\d+\.\d+ \(wire protocol \d+\)\n$/);
+    const none = await cli([...solo]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('command is missing (from argv); expected "wait" or "env"');
+  });
+
+  it('refuses an empty or unreadable secret file, an unwritable output path and a probe without its port, before any network I/O', async () => {
+    const empty = join(dir, 'empty-secret');
+    await writeFile(empty, '\n');
+    const e = await cli(['wait', ...solo, '--secret-file', empty]);
+    expect(e.code).toBe(2);
+    expect(e.stderr).toContain(
+      `secret-file is "${empty}" (from flag --secret-file); expected a file holding the secret (it is empty)`,
+    );
+    const missing = await cli(['wait', ...solo], { KUBEPEERS_SECRET_FILE: join(dir, 'nope') });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('(from env KUBEPEERS_SECRET_FILE); expected a readable file (ENOENT)');
+    // A pod of two whose peer never comes: exit 2 now, not after the barrier (its timeout is 10 min; the
+    // helper kills the CLI after 20 s).
+    const args = await pair();
+    const out = await cli(['wait', ...args, '--write-env', join(dir, 'no-such-dir', 'env')]);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain(`directory ${join(dir, 'no-such-dir')} does not exist`);
+    expect(out.stderr).toContain('(from flag --write-env)');
+    const probe = await cli(['wait', ...solo, '--probe-http', '/healthz']);
+    expect(probe.code).toBe(2);
+    expect(probe.stderr).toContain('probe-http-port is missing');
+    const same = await cli([
+      'wait',
+      ...solo,
+      '--probe-http',
+      '/healthz',
+      '--probe-http-port',
+      '8080',
+      '--serve-status',
+      ':8080',
+    ]);
+    expect(same.code).toBe(2);
+    expect(same.stderr).toContain("a port other than --serve-status's 8080");
   });
 
   it('runs the command with the integration env and exits with its code', async () => {

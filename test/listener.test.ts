@@ -190,7 +190,9 @@ describe("a pod's listener", () => {
     const err = await waitForPeers(options).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ListenError);
     expect(err).toMatchObject({ code: 'ERR_KUBEPEERS_LISTEN', address: spec.ip(1), port: spec.port });
-    expect((err as Error).message).toBe(`cannot listen on ${spec.ip(1)}:${spec.port}: EADDRINUSE`);
+    expect((err as Error).message).toBe(
+      `cannot listen on ${spec.ip(1)}:${spec.port} for the barrier responder (option port, env KUBEPEERS_PORT): EADDRINUSE`,
+    );
   });
 });
 

@@ -168,10 +168,15 @@ describe('resolveConfig', () => {
     expect((await resolveConfig(base(env({ KUBEPEERS_TIMEOUT: '1.5m' })))).timeoutMs).toBe(90_000);
     expect((await resolveConfig(base(env({ KUBEPEERS_POLL_INTERVAL: '250ms' })))).pollIntervalMs).toBe(250);
     expect((await resolveConfig(base())).pollIntervalMs).toBe(10); // 4 pods: the 10 ms floor
-    const err = await configError(base(env({ KUBEPEERS_TIMEOUT: 'soon' })));
-    expect(err.message).toBe(
-      'timeoutMs is "soon" (from env KUBEPEERS_TIMEOUT); expected a duration from 1 ms to 2147483647 ms (e.g. 1500, 90s, 10m)',
-    );
+    // As Go and kubectl write them.
+    expect((await resolveConfig(base(env({ KUBEPEERS_TIMEOUT: '1m30s' })))).timeoutMs).toBe(90_000);
+    expect((await resolveConfig(base(env({ KUBEPEERS_TIMEOUT: '1h2m3.5s' })))).timeoutMs).toBe(3_723_500);
+    for (const bad of ['soon', '1m30', 's', '-5s', '1 m', '5sm']) {
+      const err = await configError(base(env({ KUBEPEERS_TIMEOUT: bad })));
+      expect(err.message).toBe(
+        `timeoutMs is "${bad}" (from env KUBEPEERS_TIMEOUT); expected a duration from 1 ms to 2147483647 ms (e.g. 1500, 90s, 10m, 1m30s)`,
+      );
+    }
   });
 
   it('picks the topology: auto is a mesh up to 256 pods and a star above; env and option override', async () => {

@@ -1,7 +1,9 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
@@ -123,4 +125,77 @@ describe('package.json engines', () => {
     });
     expect(tooOld, `engines.node is "${pkg.engines.node}"`).toEqual([]);
   });
+});
+
+describe('the packed tarball', () => {
+  /** `npm pack` of the built package (pretest built dist/), installed into a fresh project. */
+  async function packAndInstall(): Promise<{ work: string; project: string; files: string[] }> {
+    const work = await mkdtemp(join(tmpdir(), 'kp-pack-'));
+    const npm = (args: string[], cwd: string): string =>
+      execFileSync('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], {
+        cwd,
+        encoding: 'utf8',
+      });
+    // dist/ is built by pretest; --ignore-scripts: no second build (prepack) under the running tests.
+    const packed = JSON.parse(
+      npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], root),
+    ) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
+    const tarball = join(work, packed[0]!.filename);
+    const project = join(work, 'app');
+    await mkdir(project);
+    await writeFile(join(project, 'package.json'), '{"name":"app","private":true}\n');
+    // Its dependencies come from the npm cache that `npm ci` filled (the registry when they are not there).
+    npm(['install', '--prefer-offline', tarball], project);
+    return { work, project, files: packed[0]!.files.map((f) => f.path).sort() };
+  }
+
+  let installed: ReturnType<typeof packAndInstall> | undefined;
+  const once = (): ReturnType<typeof packAndInstall> => (installed ??= packAndInstall());
+  afterAll(async () => {
+    if (installed) await rm((await installed).work, { recursive: true, force: true });
+  });
+
+  it('ships the library, the CLI, their types, README and LICENSE, and nothing else', async () => {
+    const { files } = await once();
+    expect(files).toContain('dist/index.js');
+    expect(files).toContain('dist/index.d.ts');
+    expect(files).toContain('dist/require.cjs');
+    expect(files).toContain('dist/bin.js');
+    expect(files).toEqual(expect.arrayContaining(['README.md', 'LICENSE', 'package.json']));
+    const unexpected = files.filter(
+      (f) =>
+        !/^dist\/.+\.(js|cjs|d\.ts|d\.cts)$/.test(f) && !['README.md', 'LICENSE', 'package.json'].includes(f),
+    );
+    expect(unexpected).toEqual([]);
+    expect(files.filter((f) => f.startsWith('dist/demo/') || f.endsWith('.map'))).toEqual([]);
+  }, 120_000);
+
+  it('is usable with import and with require() from a project that installs it', async () => {
+    const { project } = await once();
+    const node = (args: string[]): string =>
+      execFileSync(process.execPath, args, { cwd: project, encoding: 'utf8' });
+    const esm = node([
+      '--input-type=module',
+      '-e',
+      "const k = await import('kubepeers'); console.log(typeof k.waitForPeers)",
+    ]);
+    expect(esm.trim()).toBe('function');
+    // Node 20.19 and 22.12+ require() ES modules; the engines floor is older, where the entry explains.
+    const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+    const canRequireEsm = major > 22 || (major === 22 && minor >= 12) || (major === 20 && minor >= 19);
+    const cjs = spawnSync(
+      process.execPath,
+      ['-e', "const k = require('kubepeers'); console.log(typeof k.waitForPeers, typeof k.TimeoutError)"],
+      { cwd: project, encoding: 'utf8' },
+    );
+    if (canRequireEsm) expect(cjs.stdout.trim()).toBe('function function');
+    else expect(cjs.stderr).toMatch(/cannot require\(\) it \(Node\.js 20\.19, 22\.12 and later can\)/);
+    const version = execFileSync(join(project, 'node_modules/.bin/kubepeers'), ['--version'], {
+      encoding: 'utf8',
+    });
+    expect(version).toMatch(/\d+\.\d+\.\d+/);
+  }, 120_000);
 });
