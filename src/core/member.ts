@@ -12,10 +12,10 @@ import type { DnsResult } from './types.js';
 import { packAddresses, unpackAddresses, type ControlMessage } from './wire.js';
 
 /**
- * Queries a second, for the whole job, that members not yet in touch with the coordinator may spend asking
- * for its name (each member asks about every size / this seconds, within the retry delays).
+ * Queries a second, for the whole job, that mesh members not yet in touch with the coordinator may spend
+ * asking for its name (each member asks about every size / this seconds, within the retry delays).
  */
-export const COORDINATOR_NAME_QPS = 250;
+export const MESH_COORDINATOR_QPS = 250;
 
 /** A released mesh member closes its connections with the other members after this long (jittered x0.5-1.5). */
 export const HANGUP_DELAY_MS = 1000;
@@ -114,10 +114,10 @@ export class Member extends Pod {
 
   protected override onAnswer(t: Target, r: DnsResult): void {
     if (t === this.coordinator && this.askCoordinator && r.status !== 'ok' && !t.conn) {
-      // Nobody has contacted us yet: ask again on a backoff from the retry minimum (x1.5) up to the job's
-      // pace. Connected to the coordinator before it is Ready itself, a member is checked (and, in a
-      // mesh, meets and checks the others) early, and only the checks of it are left for when it turns
-      // Ready.
+      // Nobody has contacted us yet. A star member (a few queries at most) asks the coordinator's name
+      // again when this answer expires. A mesh member asks on a backoff from the retry minimum (x1.5):
+      // connected to the coordinator before it is Ready itself, it meets and checks the others first, and
+      // only their checks of it are left for when it turns Ready.
       this.askCoordinator = false;
       this.timers.set('fallback', this.now + this.fallbackWait());
     } else if (t === this.coordinator && r.status === 'ok') {
@@ -133,14 +133,14 @@ export class Member extends Pod {
   private fallbackWait(): number {
     const { retryMinMs, retryMaxMs, random } = this.config;
     const n = this.fallbacks++;
+    const c = this.coordinator;
+    if (!this.mesh) return Math.min(Math.max(c.negativeUntil - this.now, this.backoff(n)), retryMaxMs);
     // A backoff from the retry minimum (x1.5) up to a steady pace that holds the job's queries for the
-    // coordinator's name to COORDINATOR_NAME_QPS (within retryMaxMs: above 2 500 pods with the default
-    // 10 s, more): a member that backed off for long (the coordinator was scheduled late) still meets it
-    // soon after it turns Ready. A negative answer's TTL is not waited out: behind a cache the query is
-    // answered from it, and the pace bounds what reaches cluster DNS.
+    // coordinator's name to MESH_COORDINATOR_QPS: a member that backed off for long (the coordinator was
+    // scheduled late) still meets it, and the others, soon after it turns Ready.
     const cap = Math.min(
       retryMaxMs,
-      Math.max(retryMinMs, (this.config.scope.size * 1000) / COORDINATOR_NAME_QPS),
+      Math.max(retryMinMs, (this.config.scope.size * 1000) / MESH_COORDINATOR_QPS),
     );
     return Math.min(retryMaxMs, Math.min(retryMinMs * 1.5 ** Math.min(n, 20), cap) * (0.75 + random() / 2));
   }
@@ -304,7 +304,7 @@ export class Member extends Pod {
     if (key === 'fallback') {
       if (c.verified === undefined) {
         this.askCoordinator = true;
-        c.negativeUntil = this.now;
+        if (this.mesh) c.negativeUntil = this.now;
         this.recheck(c);
       }
       return;
