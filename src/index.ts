@@ -1,18 +1,18 @@
 /**
- * kubepeers: a start-up barrier for the pods of a Kubernetes Indexed Job.
+ * kubepeers: a start-up barrier for the pods of a Kubernetes Indexed Job. The barrier, its options and
+ * results, the errors, the integration formats and the HTTP helpers; the building blocks under them are in
+ * `kubepeers/internals`.
  * @packageDocumentation
  */
 export { waitForPeers, type Peer, type PeersResult } from './barrier.js';
 export {
   AUTO_MESH_MAX_SIZE,
   DEFAULT_PORT,
-  ENV,
-  parseDuration,
-  resolveConfig,
   type Progress,
   type Topology,
   type WaitForPeersOptions,
 } from './options.js';
+export type { JobNames } from './identity.js';
 export {
   AbortedError,
   ConfigError,
@@ -29,23 +29,6 @@ export {
   type MissingPeer,
 } from './errors.js';
 export {
-  parseHosts,
-  parseResolvConf,
-  peerFqdn,
-  peerHostname,
-  serviceFqdn,
-  type HostsEntry,
-  type JobNames,
-  type ResolvConf,
-} from './identity.js';
-export {
-  StubResolver,
-  type AddressType,
-  type DnsAnswer,
-  type ResolverOptions,
-  type ResolverStats,
-} from './resolver.js';
-export {
   ENV_FORMATS,
   envFor,
   horovodHosts,
@@ -59,7 +42,6 @@ export {
   tfConfig,
   torchEnv,
   torchrunEnv,
-  writeFileAtomic,
   type EnvFormat,
   type IntegrationOptions,
 } from './outputs.js';

@@ -133,32 +133,59 @@ export interface WaitForPeersOptions {
 
 /** A nameserver to query. */
 export interface Nameserver {
+  /** IPv4 or IPv6 address (a zone after `%` allowed). */
   address: string;
+  /** UDP and TCP port. Default: 53. */
   port: number;
 }
 
-/** Every setting resolved, validated and defaulted. Internal. */
+/**
+ * Every setting resolved, validated and defaulted: what `resolveConfig()` (kubepeers/internals) returns
+ * and `waitForPeers()` runs with. The options of {@link WaitForPeersOptions} say where each comes from and
+ * its default.
+ */
 export interface Config extends JobNames {
+  /** This pod's completion index. */
   index: number;
+  /** Pods in the job. */
   size: number;
+  /** This pod's hostname, `<job>-<index>`. */
   hostname: string;
+  /** Run id bound into the handshake ('' when unset). */
   runId: string;
+  /** Shared secret bound into the handshake, if any. */
   secret: string | undefined;
+  /** The responder's TCP port, the same on every pod. */
   port: number;
+  /** Where the responder listens. */
   listenAddress: string;
+  /** This pod's own address (from /etc/hosts), if known. */
   selfAddress: string | undefined;
+  /** Servers the stub resolver queries, in rotation. */
   nameservers: Nameserver[];
+  /** Record types asked for: A (4), AAAA (6) or both. */
   family: 4 | 6 | 'dual';
+  /** Give up after this long (ms). */
   timeoutMs: number;
+  /** The coordinator's mean Service poll interval (ms). */
   pollIntervalMs: number;
+  /** First retry delay (ms). */
   retryMinDelayMs: number;
+  /** Retry delays never exceed this (ms). */
   retryMaxDelayMs: number;
+  /** Timeout of one DNS attempt (ms). */
   dnsTimeoutMs: number;
+  /** DNS attempts per query, each on the next server. */
   dnsAttempts: number;
+  /** A connection must open and pass its handshake within this (ms). */
   connectTimeoutMs: number;
+  /** How long the responder answers late peers after the release (ms). */
   lingerMs: number;
+  /** The topology, `auto` resolved. */
   topology: Topology;
+  /** The progress callback, if any. */
   onProgress: ((progress: Progress) => void) | undefined;
+  /** Aborts the barrier, if given. */
   signal: AbortSignal | undefined;
 }
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddedDns } from '../src/demo/dns-server.js';
-import { DnsError, StubResolver } from '../src/index.js';
+import { DnsError } from '../src/index.js';
+import { StubResolver } from '../src/internals.js';
 
 let dns: EmbeddedDns | undefined;
 afterEach(async () => {

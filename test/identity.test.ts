@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseHosts, parseResolvConf, peerFqdn, peerHostname, serviceFqdn } from '../src/index.js';
+import { parseHosts, parseResolvConf, peerFqdn, peerHostname, serviceFqdn } from '../src/internals.js';
 import { kubeletHosts } from './helpers/pods.js';
 
 const KUBELET_HOSTS = `${kubeletHosts('10.244.1.7', 'example-job-2.headless-svc.default.svc.cluster.local', 'example-job-2')}

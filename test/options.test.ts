@@ -2,7 +2,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_PORT, resolveConfig, type WaitForPeersOptions } from '../src/index.js';
+import { ConfigError, DEFAULT_PORT, type WaitForPeersOptions } from '../src/index.js';
+import { resolveConfig } from '../src/internals.js';
 
 let hostsPath: string;
 let resolvConfPath: string;

@@ -193,6 +193,13 @@ describe('the packed tarball', () => {
     );
     if (canRequireEsm) expect(cjs.stdout.trim()).toBe('function function');
     else expect(cjs.stderr).toMatch(/cannot require\(\) it \(Node\.js 20\.19, 22\.12 and later can\)/);
+    // The building blocks, behind their subpath, and not in the main entry.
+    const internals = node([
+      '--input-type=module',
+      '-e',
+      "const i = await import('kubepeers/internals'); const k = await import('kubepeers'); console.log(typeof i.StubResolver, typeof i.resolveConfig, 'StubResolver' in k)",
+    ]);
+    expect(internals.trim()).toBe('function function false');
     const version = execFileSync(join(project, 'node_modules/.bin/kubepeers'), ['--version'], {
       encoding: 'utf8',
     });

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DnsError, StubResolver } from '../src/index.js';
+import { DnsError } from '../src/index.js';
+import { StubResolver } from '../src/internals.js';
 import { a, aaaa, reply, soa, startFakeDns, type FakeDns, type Handler } from './helpers/fake-dns.js';
 
 const NAME = 'job-1.svc.ns.svc.cluster.local';
