@@ -33,7 +33,13 @@ import {
   type EnvFormat,
   type IntegrationOptions,
 } from './outputs.js';
-import { probePeersHttp, serveStatus, type BarrierStatus, type StatusServer } from './status.js';
+import {
+  createMetrics,
+  probePeersHttp,
+  serveStatus,
+  type BarrierStatus,
+  type StatusServer,
+} from './status.js';
 
 /** Exit codes, documented in docs/cli.md. */
 export const EXIT = { ok: 0, failure: 1, config: 2, timeout: 124 } as const;
@@ -243,7 +249,7 @@ const FLAGS: Flag[] = [
     name: 'serve-status',
     env: 'KUBEPEERS_SERVE_STATUS',
     kind: 'string',
-    help: '[host]:port for GET /barrier (200 released, 503 before)',
+    help: '[host]:port for GET /barrier (200 released, 503 before) and /metrics (Prometheus)',
   },
   {
     name: 'probe-http',
@@ -794,9 +800,11 @@ export async function main(args: string[], env: NodeJS.ProcessEnv): Promise<numb
   const status: BarrierStatus = { released: false, ready: 0, total: 0, missing: [] };
   let server: StatusServer | undefined;
   try {
-    if (p.serveStatus) server = await serveStatus({ ...p.serveStatus, status: () => status });
+    const metrics = createMetrics();
+    if (p.serveStatus) server = await serveStatus({ ...p.serveStatus, status: () => status, metrics });
     const result = await waitForPeers({
       ...p.wait,
+      metrics,
       signal: abort.signal,
       onProgress: (progress) => {
         Object.assign(status, { ready: progress.ready, total: progress.total, missing: progress.missing });

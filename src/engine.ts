@@ -80,7 +80,7 @@ function token(): string {
 
 /** Runs one pod's barrier until it settles; see {@link waitForPeers}. */
 export class Engine {
-  private readonly machine: Machine;
+  private readonly machine: ReturnType<typeof createMachine>;
   private readonly scope: Scope;
   private readonly resolver: StubResolver;
   private readonly types: AddressType[];
@@ -128,6 +128,8 @@ export class Engine {
     };
     this.scope = scope;
     this.machine = createMachine(pod);
+    // The core's own counts, read by /metrics as they grow.
+    if (config.metrics) config.metrics.handshakes = this.machine.handshakes;
     this.resolver = new StubResolver({
       nameservers: config.nameservers,
       timeoutMs: config.dnsTimeoutMs,
@@ -365,6 +367,7 @@ export class Engine {
     for (const type of this.types) {
       try {
         const answer = await this.resolver.query(name, type, { signal: this.queries.signal });
+        if (this.config.metrics) this.config.metrics.dnsQueries[answer.status]++;
         if (answer.status === 'ok') {
           addresses.push(...answer.addresses);
           ttl = Math.min(ttl, answer.ttl * 1000);
@@ -377,6 +380,7 @@ export class Engine {
         }
       } catch (err) {
         if (this.queries.signal.aborted) throw err;
+        if (this.config.metrics) this.config.metrics.dnsQueries.error++;
         // Anything else the lookup threw is a failed answer too: the core must hear back (it holds one
         // query per name, and one Service lookup, in flight).
         error =
@@ -418,6 +422,7 @@ export class Engine {
     if (this.settled) return;
     const { config } = this;
     this.settled = true;
+    if (config.metrics) config.metrics.releaseMs = Math.round(performance.now() - this.started);
     const roster: Peer[] = [];
     for (let k = 0; k < config.size; k++) {
       roster.push({

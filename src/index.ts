@@ -46,9 +46,13 @@ export {
   type IntegrationOptions,
 } from './outputs.js';
 export {
+  createMetrics,
   probePeersHttp,
+  prometheusText,
   serveStatus,
+  type BarrierMetrics,
   type BarrierStatus,
+  type DnsOutcome,
   type HttpProbeOptions,
   type StatusServer,
   type StatusServerOptions,

@@ -3,6 +3,7 @@
  * validation. Everything is checked before any network I/O; a bad value raises a {@link ConfigError}
  * naming the value, where it came from and what was expected.
  */
+import type { BarrierMetrics } from './status.js';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname as osHostname } from 'node:os';
@@ -123,6 +124,11 @@ export interface WaitForPeersOptions {
   onProgress?: (progress: Progress) => void;
   /** Aborts the wait; the promise rejects with an `AbortedError` whose `cause` is the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Counters the barrier keeps adding to (DNS answers and handshakes by outcome, the release time): an
+   * object from `createMetrics()`, also given to `serveStatus({ metrics })` for `/metrics`. Default: none.
+   */
+  metrics?: BarrierMetrics;
   /** Environment to read `JOB_COMPLETION_INDEX` and `KUBEPEERS_*` from. Default: `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
   /** Path of the hosts file. Default: `/etc/hosts`. */
@@ -187,6 +193,8 @@ export interface Config extends JobNames {
   onProgress: ((progress: Progress) => void) | undefined;
   /** Aborts the barrier, if given. */
   signal: AbortSignal | undefined;
+  /** Counters to keep, if given. */
+  metrics: BarrierMetrics | undefined;
 }
 
 /**
@@ -519,6 +527,13 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new ConfigError('signal', 'option signal', typeof options.signal, 'an AbortSignal');
   }
+  const m = options.metrics as Partial<BarrierMetrics> | undefined;
+  if (
+    m !== undefined &&
+    (typeof m !== 'object' || typeof m.dnsQueries !== 'object' || typeof m.handshakes !== 'object')
+  ) {
+    throw new ConfigError('metrics', 'option metrics', typeof m, 'an object from createMetrics()');
+  }
 
   return {
     index,
@@ -546,5 +561,6 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     topology,
     onProgress: options.onProgress,
     signal: options.signal,
+    metrics: options.metrics,
   };
 }

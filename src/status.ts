@@ -1,6 +1,7 @@
 /**
  * HTTP around the barrier: a readiness endpoint for probes and sidecars (`/barrier`: 200 once released,
- * 503 before), and an optional HTTP health check of every peer after the barrier.
+ * 503 before), Prometheus metrics (`/metrics`), and an optional HTTP health check of every peer after the
+ * barrier.
  */
 import { createServer, type Server } from 'node:http';
 import pRetry from 'p-retry';
@@ -17,6 +18,79 @@ export interface BarrierStatus {
   error?: string;
 }
 
+/** DNS answers counted in {@link BarrierMetrics}. */
+export type DnsOutcome = 'ok' | 'nxdomain' | 'nodata' | 'error';
+
+/**
+ * Counters of one barrier, for `/metrics`: create them with {@link createMetrics}, give the same object
+ * to `waitForPeers({ metrics })` (which counts into it) and to `serveStatus({ metrics })`.
+ */
+export interface BarrierMetrics {
+  /** DNS queries answered, by outcome (one per record type asked: A, AAAA). */
+  dnsQueries: Record<DnsOutcome, number>;
+  /**
+   * Handshakes ended, by outcome: `ok`, or why one failed (`mismatch`, `busy`, `protocol`, `timeout`,
+   * `closed`, `refused`: we turned an inbound one away as busy).
+   */
+  handshakes: Record<string, number>;
+  /** From the start of `waitForPeers` to the release (ms), once released. */
+  releaseMs: number | undefined;
+}
+
+/** Zeroed {@link BarrierMetrics}. */
+export function createMetrics(): BarrierMetrics {
+  return { dnsQueries: { ok: 0, nxdomain: 0, nodata: 0, error: 0 }, handshakes: {}, releaseMs: undefined };
+}
+
+/**
+ * The Prometheus text exposition (format 0.0.4) of a barrier's status and counters. Written by hand: six
+ * series do not justify a client library (prom-client would add two dependencies and tens of ms to every
+ * CLI start, and a process-wide registry to a library).
+ */
+export function prometheusText(status: BarrierStatus, metrics: BarrierMetrics | undefined): string {
+  const lines: string[] = [];
+  const metric = (
+    name: string,
+    type: 'gauge' | 'counter',
+    help: string,
+    values: [string, number][],
+  ): void => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of values) lines.push(`${name}${labels} ${v}`);
+  };
+  const label = (k: string, v: string): string =>
+    `{${k}="${v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"}`;
+  metric('kubepeers_released', 'gauge', 'Whether the barrier released this pod (1) or not yet (0).', [
+    ['', status.released ? 1 : 0],
+  ]);
+  metric('kubepeers_failed', 'gauge', 'Whether the barrier failed on this pod (1) or not (0).', [
+    ['', status.error === undefined ? 0 : 1],
+  ]);
+  metric('kubepeers_peers_ready', 'gauge', 'Peers verified, as in the last progress report.', [
+    ['', status.ready],
+  ]);
+  metric('kubepeers_peers_total', 'gauge', 'Peers this pod checks.', [['', status.total]]);
+  if (metrics) {
+    metric(
+      'kubepeers_dns_queries_total',
+      'counter',
+      'DNS queries answered, by outcome (one per record type).',
+      Object.entries(metrics.dnsQueries).map(([k, v]) => [label('outcome', k), v]),
+    );
+    metric(
+      'kubepeers_handshakes_total',
+      'counter',
+      'Handshakes ended, by outcome (ok, or why they failed).',
+      Object.entries({ ok: 0, ...metrics.handshakes }).map(([k, v]) => [label('outcome', k), v]),
+    );
+    if (metrics.releaseMs !== undefined)
+      metric('kubepeers_release_seconds', 'gauge', 'Time from the start of the barrier to the release.', [
+        ['', metrics.releaseMs / 1000],
+      ]);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 /** Options of {@link serveStatus}. */
 export interface StatusServerOptions {
   /** Listen address. Default: `0.0.0.0`. */
@@ -25,6 +99,8 @@ export interface StatusServerOptions {
   port: number;
   /** Current state, read on every request. */
   status: () => BarrierStatus;
+  /** Counters for `/metrics` (the object given to `waitForPeers`). Default: only the status's gauges. */
+  metrics?: BarrierMetrics;
 }
 
 /** A running status server. */
@@ -35,8 +111,9 @@ export interface StatusServer {
 }
 
 /**
- * Serves `GET /barrier` (200 with the status as JSON once released, 503 before or after a failure) and
- * `GET /healthz` (200 while the process lives). Bounded: small request timeouts, at most 64 connections.
+ * Serves `GET /barrier` (200 with the status as JSON once released, 503 before or after a failure),
+ * `GET /metrics` (Prometheus text: {@link prometheusText}) and `GET /healthz` (200 while the process
+ * lives). Bounded: small request timeouts, at most 64 connections.
  * Never keeps the process alive.
  */
 export async function serveStatus(options: StatusServerOptions): Promise<StatusServer> {
@@ -50,6 +127,10 @@ export async function serveStatus(options: StatusServerOptions): Promise<StatusS
       res
         .writeHead(s.released ? 200 : 503, { 'content-type': 'application/json' })
         .end(`${JSON.stringify(s)}\n`);
+    } else if (path === '/metrics') {
+      res
+        .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+        .end(prometheusText(options.status(), options.metrics));
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else {

@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AbortedError, TimeoutError, waitForPeers, type PeersResult, type Progress } from '../src/index.js';
+import {
+  AbortedError,
+  createMetrics,
+  TimeoutError,
+  waitForPeers,
+  type PeersResult,
+  type Progress,
+} from '../src/index.js';
 import { knotJobs } from './helpers/knot-jobs.js';
 import { podOptions, type JobSpec } from './helpers/pods.js';
 
@@ -50,9 +57,14 @@ describe('waitForPeers against knotd', () => {
   it('releases 12 pods with the full roster when their records appear at staggered times', async () => {
     const spec = await jobs.newJob(12);
     const progress: Progress[][] = Array.from({ length: spec.size }, () => []);
+    const metrics = [...Array(spec.size).keys()].map(() => createMetrics());
     const options = await Promise.all(
       [...Array(spec.size).keys()].map((i) =>
-        podOptions(jobs.dir, spec, i, { timeoutMs: 20_000, onProgress: (p) => progress[i]!.push(p) }),
+        podOptions(jobs.dir, spec, i, {
+          timeoutMs: 20_000,
+          onProgress: (p) => progress[i]!.push(p),
+          metrics: metrics[i]!,
+        }),
       ),
     );
     const waits = options.map((o) => waitForPeers(o));
@@ -63,6 +75,15 @@ describe('waitForPeers against knotd', () => {
     }
     const results = await Promise.all(waits);
     results.forEach((r, i) => expectRoster(r, spec, i));
+    // Each pod counted what it did: the coordinator its Service polls (NXDOMAIN until the first Ready) and
+    // every name check; a mesh pod a handshake with each of its 11 peers (either side may have opened it).
+    metrics.forEach((m, i) => {
+      expect(m.releaseMs).toBeGreaterThan(0);
+      expect(m.releaseMs).toBeLessThanOrEqual(results[i]!.elapsedMs + 1);
+      expect(m.dnsQueries.ok).toBeGreaterThan(0);
+      expect(m.handshakes.ok).toBeGreaterThanOrEqual(spec.size - 1);
+    });
+    expect(metrics[0]!.dnsQueries.ok).toBeGreaterThanOrEqual(spec.size - 1);
     for (const p of progress) {
       expect(p.at(-1)).toMatchObject({ ready: spec.size - 1, total: spec.size - 1, missing: [] });
       // No run id and no secret: said once, on the first report.

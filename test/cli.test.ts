@@ -103,7 +103,7 @@ describe('kubepeers CLI', () => {
           .split(' | ')
           .map((c) => c.trim()),
       );
-    expect(rows).toEqual(optionRows());
+    expect(rows, 'docs/cli.md is out of date: run npm run docs:cli').toEqual(optionRows());
   });
 
   it('exits 2 on a configuration error, naming the value and where it came from, before any I/O', async () => {
@@ -349,6 +349,7 @@ describe('kubepeers CLI', () => {
 
   it('--serve-status answers 503 while waiting and 200 once released, and a sidecar stays up until SIGTERM', async () => {
     const port = await freePort();
+    let metrics = '';
     const waiting = await cli(
       ['wait', ...(await pair()), '--timeout', '3s', '--serve-status', `127.0.0.1:${port}`],
       {},
@@ -356,20 +357,35 @@ describe('kubepeers CLI', () => {
         void until(() => out.stderr.includes('peers ready')).then(async () => {
           const res = await fetch(`http://127.0.0.1:${port}/barrier`);
           out.stdout += `${res.status} ${await res.text()}`;
+          await sleep(300); // a few Service polls, each answered NXDOMAIN
+          const m = await fetch(`http://127.0.0.1:${port}/metrics`);
+          metrics = `${m.status} ${m.headers.get('content-type')}\n${await m.text()}`;
         });
       },
     );
     expect(waiting.code).toBe(124);
     expect(waiting.stdout).toBe('503 {"released":false,"ready":0,"total":1,"missing":[1]}\n');
+    expect(metrics).toMatch(/^200 text\/plain; version=0\.0\.4/);
+    expect(metrics).toContain('\nkubepeers_released 0\n');
+    expect(metrics).toContain('\nkubepeers_peers_total 1\n');
+    expect(metrics).toContain('# TYPE kubepeers_dns_queries_total counter\n');
+    expect(
+      Number(/kubepeers_dns_queries_total\{outcome="nxdomain"\} (\d+)/.exec(metrics)?.[1]),
+    ).toBeGreaterThan(1);
+    expect(metrics).toContain('kubepeers_handshakes_total{outcome="ok"} 0\n');
+    expect(metrics).not.toContain('kubepeers_release_seconds');
 
     const port2 = await freePort();
     const sidecar = await cli(['wait', ...solo, '--serve-status', `127.0.0.1:${port2}`], {}, (pid, out) => {
       void until(() => out.stderr.includes('released')).then(async () => {
         const res = await fetch(`http://127.0.0.1:${port2}/barrier`);
         out.stdout += `${res.status} ${((await res.json()) as { released: boolean }).released}\n`;
+        metrics = await (await fetch(`http://127.0.0.1:${port2}/metrics`)).text();
         process.kill(pid, 'SIGTERM');
       });
     });
     expect(sidecar).toMatchObject({ code: 0, stdout: '200 true\n' });
+    expect(metrics).toContain('\nkubepeers_released 1\n');
+    expect(metrics).toMatch(/\nkubepeers_release_seconds \d+(\.\d+)?\n/);
   });
 });

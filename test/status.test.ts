@@ -2,7 +2,13 @@ import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TimeoutError } from '../src/index.js';
-import { probePeersHttp, serveStatus, type BarrierStatus } from '../src/status.js';
+import {
+  createMetrics,
+  probePeersHttp,
+  prometheusText,
+  serveStatus,
+  type BarrierStatus,
+} from '../src/status.js';
 import { rosterOf } from './helpers/roster.js';
 
 const result = rosterOf({ job: 't', svc: 's', ns: 'n', size: 3, index: 0, ip: (i) => `10.9.0.${i + 1}` });
@@ -61,6 +67,52 @@ describe('probePeersHttp', () => {
     )) as TimeoutError;
     expect(err.missing.map((m) => [m.index, m.reason])).toEqual([[1, 'http-unhealthy']]);
     expect(err.missing[0]!.detail).toContain('http://10.9.0.2:8080/h');
+  });
+});
+
+describe('prometheusText', () => {
+  it('writes the status gauges and the counters in the text exposition format', () => {
+    const metrics = createMetrics();
+    metrics.dnsQueries.ok = 3;
+    metrics.dnsQueries.nxdomain = 2;
+    metrics.handshakes.mismatch = 1;
+    metrics.handshakes['we"ird\\'] = 1; // escaped as label values must be
+    const before = prometheusText({ released: false, ready: 1, total: 3, missing: [2, 3] }, metrics);
+    expect(before).toBe(
+      [
+        '# HELP kubepeers_released Whether the barrier released this pod (1) or not yet (0).',
+        '# TYPE kubepeers_released gauge',
+        'kubepeers_released 0',
+        '# HELP kubepeers_failed Whether the barrier failed on this pod (1) or not (0).',
+        '# TYPE kubepeers_failed gauge',
+        'kubepeers_failed 0',
+        '# HELP kubepeers_peers_ready Peers verified, as in the last progress report.',
+        '# TYPE kubepeers_peers_ready gauge',
+        'kubepeers_peers_ready 1',
+        '# HELP kubepeers_peers_total Peers this pod checks.',
+        '# TYPE kubepeers_peers_total gauge',
+        'kubepeers_peers_total 3',
+        '# HELP kubepeers_dns_queries_total DNS queries answered, by outcome (one per record type).',
+        '# TYPE kubepeers_dns_queries_total counter',
+        'kubepeers_dns_queries_total{outcome="ok"} 3',
+        'kubepeers_dns_queries_total{outcome="nxdomain"} 2',
+        'kubepeers_dns_queries_total{outcome="nodata"} 0',
+        'kubepeers_dns_queries_total{outcome="error"} 0',
+        '# HELP kubepeers_handshakes_total Handshakes ended, by outcome (ok, or why they failed).',
+        '# TYPE kubepeers_handshakes_total counter',
+        'kubepeers_handshakes_total{outcome="ok"} 0',
+        'kubepeers_handshakes_total{outcome="mismatch"} 1',
+        'kubepeers_handshakes_total{outcome="we\\"ird\\\\"} 1',
+        '',
+      ].join('\n'),
+    );
+    metrics.releaseMs = 1234;
+    const after = prometheusText({ released: true, ready: 3, total: 3, missing: [] }, metrics);
+    expect(after).toContain('kubepeers_released 1\n');
+    expect(after).toContain('# TYPE kubepeers_release_seconds gauge\nkubepeers_release_seconds 1.234\n');
+    expect(
+      prometheusText({ released: false, ready: 0, total: 1, missing: [1], error: 'x' }, undefined),
+    ).toContain('kubepeers_failed 1\n');
   });
 });
 

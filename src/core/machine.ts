@@ -13,6 +13,10 @@ export { maxInbound } from './coordinator.js';
 export type { CoreConfig, DnsResult, Input, Machine, Output } from './types.js';
 
 /** The machine of this pod's role, with its stats for the simulator's bounds. */
-export function createMachine(config: PodConfig): Machine & { stats(): ReturnType<Coordinator['stats']> } {
+export function createMachine(config: PodConfig): Machine & {
+  stats(): ReturnType<Coordinator['stats']>;
+  /** Handshakes ended so far, by outcome (`ok`, or why one failed), for metrics. */
+  readonly handshakes: Readonly<Record<string, number>>;
+} {
   return config.index === config.coordinator ? new Coordinator(config) : new Member(config);
 }

@@ -224,6 +224,13 @@ export abstract class Pod implements Machine {
     };
   }
 
+  /** Handshakes ended, by outcome (`ok` or why one failed), for the runtime's metrics. */
+  readonly handshakes: Record<string, number> = {};
+
+  private counted(outcome: string): void {
+    this.handshakes[outcome] = (this.handshakes[outcome] ?? 0) + 1;
+  }
+
   /** Called after every input: roles flush what they batch. */
   protected afterInput(): void {}
 
@@ -315,6 +322,7 @@ export abstract class Pod implements Machine {
     if (count >= MAX_PENDING_PER_SOURCE) {
       this.out.push({ type: 'send', conn: id, data: encodeFrame({ t: 'reject', reason: 'busy' }) });
       this.out.push({ type: 'close', conn: id, destroy: false });
+      this.counted('refused');
       return;
     }
     let pending = 0;
@@ -323,6 +331,7 @@ export abstract class Pod implements Machine {
       // Every slot holds a handshake younger than a stranger's idle one would be: a real crowd.
       this.out.push({ type: 'send', conn: id, data: encodeFrame({ t: 'reject', reason: 'busy' }) });
       this.out.push({ type: 'close', conn: id, destroy: false });
+      this.counted('refused');
       return;
     }
     const conn = this.newConn(id, false, remote);
@@ -408,11 +417,13 @@ export abstract class Pod implements Machine {
       for (const m of step.send) this.send(conn, m);
       if (step.failure) {
         const { reason, detail } = step.failure;
+        this.counted(reason);
         const onFail = conn.onFail;
         this.close(conn, undefined, step.send.length === 0);
         const why = reason === 'busy' ? 'connect-failed' : 'wrong-identity';
         onFail?.(why, `handshake with ${conn.remote}: ${reason}: ${detail}`);
       } else if (step.result) {
+        this.counted('ok');
         this.handshakeEnded(conn);
         conn.peer = step.result;
         this.authenticated++;
@@ -439,6 +450,7 @@ export abstract class Pod implements Machine {
     const conn = this.conns.get(id);
     if (!conn || conn.gone) return;
     if (!conn.peer) {
+      if (conn.hs && (!conn.outbound || conn.open)) this.counted('closed');
       this.fail(id, 'connect-failed', `${conn.remote} closed the connection during the handshake`);
       return;
     }
@@ -452,12 +464,14 @@ export abstract class Pod implements Machine {
       if (key.startsWith('hs:')) {
         const id = Number(key.slice(3));
         const conn = this.conns.get(id);
-        if (conn && !conn.peer)
+        if (conn && !conn.peer) {
+          this.counted('timeout');
           this.fail(
             id,
             'connect-failed',
             `${conn.remote}: no handshake within ${this.config.connectTimeoutMs} ms`,
           );
+        }
       } else {
         this.onTimer(key);
       }
