@@ -15,7 +15,7 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/cli.ts', 'src/bin.ts', 'src/demo/main.ts', 'src/demo/pod.ts'],
+    ignores: ['src/cli/**', 'src/bin.ts', 'src/demo/main.ts', 'src/demo/pod.ts'],
     rules: {
       'no-restricted-properties': [
         'error',

@@ -3,6 +3,7 @@
  * validation. Everything is checked before any network I/O; a bad value raises a {@link ConfigError}
  * naming the value, where it came from and what was expected.
  */
+import { AUTO_MESH_MAX_SIZE, defaultPollMs, DEFAULTS, ENV } from './settings.js';
 import type { BarrierMetrics } from './status.js';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -18,11 +19,10 @@ import {
   type ResolvConf,
 } from './identity.js';
 
-/** Default TCP port of the kubepeers responder. Not used by torch (29400, 29500), Ray (6379), MPI/ssh (22, 2222) or PaddlePaddle (55527). */
-export const DEFAULT_PORT = 17293;
+export { AUTO_MESH_MAX_SIZE, defaultPollMs, ENV } from './settings.js';
 
-/** Largest job that `topology: 'auto'` checks as a full mesh; bigger jobs use the star. */
-export const AUTO_MESH_MAX_SIZE = 256;
+/** Default TCP port of the kubepeers responder (17293). Not used by torch (29400, 29500), Ray (6379), MPI/ssh (22, 2222) or PaddlePaddle (55527). */
+export const DEFAULT_PORT = DEFAULTS.port;
 
 /** How the pods check each other. See docs/protocol.md. */
 export type Topology = 'mesh' | 'star';
@@ -196,32 +196,6 @@ export interface Config extends JobNames {
   /** Counters to keep, if given. */
   metrics: BarrierMetrics | undefined;
 }
-
-/**
- * The coordinator's Service poll interval by default: `size / 5` ms within [10, 2000]. An answer holds
- * about 16 bytes per Ready pod, so this is about 80 KB of answers a second whatever the size (100 polls a
- * second up to 50 pods, 5 at 1 000), and only while a member is missing.
- */
-export function defaultPollMs(size: number): number {
-  return Math.min(2000, Math.max(10, Math.round(size / 5)));
-}
-
-/** Env variables read by the library, in one place (the CLI documents the same names). */
-export const ENV = {
-  index: 'JOB_COMPLETION_INDEX',
-  size: 'KUBEPEERS_SIZE',
-  jobName: 'KUBEPEERS_JOB_NAME',
-  subdomain: 'KUBEPEERS_SUBDOMAIN',
-  namespace: 'KUBEPEERS_NAMESPACE',
-  clusterDomain: 'KUBEPEERS_CLUSTER_DOMAIN',
-  runId: 'KUBEPEERS_RUN_ID',
-  secret: 'KUBEPEERS_SECRET',
-  port: 'KUBEPEERS_PORT',
-  timeoutMs: 'KUBEPEERS_TIMEOUT',
-  pollIntervalMs: 'KUBEPEERS_POLL_INTERVAL',
-  lingerMs: 'KUBEPEERS_LINGER',
-  topology: 'KUBEPEERS_TOPOLOGY',
-} as const;
 
 /**
  * Parses a duration: whole milliseconds (`1500`), a number with a unit (`1500ms`, `90s`, `10m`, `1h`,
@@ -470,7 +444,7 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
   const portSrc = pick(options, 'port', env) ?? { value: DEFAULT_PORT, source: 'default' };
   const port = integer('port', portSrc, 1, 65535);
 
-  const timeoutMs = duration(options, 'timeoutMs', env, 600_000, 1);
+  const timeoutMs = duration(options, 'timeoutMs', env, DEFAULTS.timeoutMs, 1);
 
   let nameservers: Nameserver[];
   if (options.nameservers !== undefined) {
@@ -505,8 +479,8 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     throw new ConfigError('family', 'option family', family, '4, 6 or "dual"');
   }
 
-  const retryMinDelayMs = optionMs(options, 'retryMinDelayMs', 250, 1);
-  const retryMaxDelayMs = optionMs(options, 'retryMaxDelayMs', 10_000, 1);
+  const retryMinDelayMs = optionMs(options, 'retryMinDelayMs', DEFAULTS.retryMinDelayMs, 1);
+  const retryMaxDelayMs = optionMs(options, 'retryMaxDelayMs', DEFAULTS.retryMaxDelayMs, 1);
   if (retryMaxDelayMs < retryMinDelayMs) {
     throw new ConfigError(
       'retryMaxDelayMs',
@@ -554,10 +528,10 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     pollIntervalMs: duration(options, 'pollIntervalMs', env, defaultPollMs(size), 1),
     retryMinDelayMs,
     retryMaxDelayMs,
-    dnsTimeoutMs: optionMs(options, 'dnsTimeoutMs', 1000, 1),
-    dnsAttempts: optionMs(options, 'dnsAttempts', 3, 1),
-    connectTimeoutMs: optionMs(options, 'connectTimeoutMs', 3000, 1),
-    lingerMs: duration(options, 'lingerMs', env, 600_000, 0),
+    dnsTimeoutMs: optionMs(options, 'dnsTimeoutMs', DEFAULTS.dnsTimeoutMs, 1),
+    dnsAttempts: optionMs(options, 'dnsAttempts', DEFAULTS.dnsAttempts, 1),
+    connectTimeoutMs: optionMs(options, 'connectTimeoutMs', DEFAULTS.connectTimeoutMs, 1),
+    lingerMs: duration(options, 'lingerMs', env, DEFAULTS.lingerMs, 0),
     topology,
     onProgress: options.onProgress,
     signal: options.signal,

@@ -2,6 +2,7 @@
  * Integration outputs computed from a released roster: environment variables and files in the exact
  * formats distributed frameworks parse. Pure functions, plus an atomic file writer.
  */
+import { DEFAULTS } from './settings.js';
 import { randomBytes } from 'node:crypto';
 import { rename, writeFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -27,11 +28,11 @@ export type EnvFormat = (typeof ENV_FORMATS)[number];
 
 function defaults(o: IntegrationOptions): Required<IntegrationOptions> {
   return {
-    masterPort: o.masterPort ?? 29500,
-    nprocPerNode: o.nprocPerNode ?? 1,
-    jaxPort: o.jaxPort ?? 1234,
-    tfPort: o.tfPort ?? 2222,
-    rayPort: o.rayPort ?? 6379,
+    masterPort: o.masterPort ?? DEFAULTS.masterPort,
+    nprocPerNode: o.nprocPerNode ?? DEFAULTS.nprocPerNode,
+    jaxPort: o.jaxPort ?? DEFAULTS.jaxPort,
+    tfPort: o.tfPort ?? DEFAULTS.tfPort,
+    rayPort: o.rayPort ?? DEFAULTS.rayPort,
   };
 }
 

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { helpText, optionRows } from '../src/cli.js';
+import { helpText, optionRows } from '../src/cli/main.js';
 import { reply, soa, startFakeDns, type FakeDns } from './helpers/fake-dns.js';
 import { freePort } from './helpers/knot.js';
 

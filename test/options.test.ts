@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULT_PORT, type WaitForPeersOptions } from '../src/index.js';
-import { resolveConfig } from '../src/internals.js';
+import { parseDuration, resolveConfig } from '../src/internals.js';
+import { formatDuration } from '../src/settings.js';
 
 let hostsPath: string;
 let resolvConfPath: string;
@@ -197,5 +198,19 @@ describe('resolveConfig', () => {
     const v6 = join(dir, 'hosts-v6');
     await writeFile(v6, 'fd00::7 train-2.workers.ml.svc.cluster.local train-2\n');
     expect((await resolveConfig(base({ hostsPath: v6 }))).family).toBe(6);
+  });
+});
+
+describe('formatDuration', () => {
+  it('writes a default the way the CLI reads it back', () => {
+    expect([600_000, 90_000, 1500, 3_600_000, 1].map(formatDuration)).toEqual([
+      '10m',
+      '90s',
+      '1500ms',
+      '1h',
+      '1ms',
+    ]);
+    for (const ms of [600_000, 90_000, 1500, 3_600_000, 1, 61_000])
+      expect(parseDuration(formatDuration(ms))).toBe(ms);
   });
 });
