@@ -131,6 +131,11 @@ describe('serveStatus', () => {
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
       expect((await fetch(`${base}/nope`)).status).toBe(404);
       expect((await fetch(`${base}/barrier`, { method: 'POST' })).status).toBe(405);
+      // A second server on the same port: the error says which listener could not bind.
+      const clash = serveStatus({ host: '127.0.0.1', port: server.port, status: () => state });
+      await expect(clash).rejects.toThrow(
+        `cannot listen on 127.0.0.1:${server.port} for the status server: EADDRINUSE`,
+      );
     } finally {
       await server.close();
     }
