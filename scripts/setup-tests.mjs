@@ -27,19 +27,28 @@ const TOOLS = [
     : []),
 ];
 
+const PATH_DIRS = (process.env.PATH ?? '/usr/bin:/bin').split(delimiter);
+// On PATH: the tests start these by name.
 const found = (cmd) =>
-  cmd.includes('/')
-    ? existsSync(cmd)
-    : (process.env.PATH ?? '/usr/bin:/bin')
-        .split(delimiter)
-        .concat(['/usr/sbin', '/sbin'])
-        .some((dir) => existsSync(join(dir, cmd)));
+  cmd.includes('/') ? existsSync(cmd) : PATH_DIRS.some((dir) => existsSync(join(dir, cmd)));
 
 const say = (line) => process.stderr.write(`setup-tests: ${line}\n`);
 const root = process.getuid?.() === 0;
 const missing = TOOLS.filter(([cmd]) => !found(cmd));
 const packages = [...new Set(missing.map(([, pkg]) => pkg))];
 const aptCommand = `apt-get update && apt-get install -y --no-install-recommends ${packages.join(' ')}`;
+
+// Installed, but in a system directory this shell's PATH lacks (root through `su` without `-`).
+const offPath = missing.filter(
+  ([cmd]) => !cmd.includes('/') && ['/usr/sbin', '/sbin'].some((d) => existsSync(join(d, cmd))),
+);
+if (offPath.length > 0) {
+  say(
+    `${offPath.map(([cmd]) => cmd).join(', ')} installed but not on PATH (${process.env.PATH ?? ''}); run:\n\n` +
+      `    PATH="$PATH:/usr/sbin:/sbin" ${bench ? 'npm run bench' : 'npm test'}\n`,
+  );
+  process.exit(1);
+}
 
 if (packages.length > 0) {
   for (const [cmd, pkg, why] of missing) say(`missing ${cmd} (Debian package ${pkg}): ${why}`);

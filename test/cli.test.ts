@@ -117,7 +117,7 @@ describe('kubepeers CLI', () => {
     expect(b.stderr).toContain('log-format is "xml" (from env KUBEPEERS_LOG_FORMAT)');
     const c = await cli(['wait', '--job-name', 'j'], { JOB_COMPLETION_INDEX: '0' });
     expect(c.code).toBe(2);
-    expect(c.stderr).toContain('env KUBEPEERS_SIZE');
+    expect(c.stderr).toContain('size is missing (from flag --size or env KUBEPEERS_SIZE)');
     const d = await cli(['wait', '--bogus']);
     expect(d.code).toBe(2);
     expect(d.stderr).toContain("Unknown option '--bogus'");

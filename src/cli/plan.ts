@@ -53,7 +53,11 @@ function explainConfigError(err: unknown, settings: Map<string, Setting>): unkno
   if (flag === undefined) return err;
   const given = settings.get(flag);
   let source = err.source;
-  if (source.startsWith('option ')) {
+  const either = /^option \S+ or env (\S+)$/.exec(source);
+  if (either) {
+    // Missing everywhere: name the flag too.
+    source = `flag --${flag} or env ${either[1]}`;
+  } else if (source.startsWith('option ')) {
     if (!given) return err;
     source = given.source;
   } else if (source !== `env ${FLAGS.find((f) => f.name === flag)?.env}`) {

@@ -97,6 +97,8 @@ export interface Target {
   /** A negative answer holds until then (its TTL). */
   negativeUntil: number;
   querying: boolean;
+  /** When its name was last asked (-Infinity: never): the same name is asked at most once per retry minimum. */
+  askedAt: number;
   /** New evidence came while a query was in flight: ask again when it returns. */
   askAgain: boolean;
   /** Connect attempts in a row that failed; drives the backoff. */
@@ -491,6 +493,7 @@ export abstract class Pod implements Machine {
       answerUntil: 0,
       negativeUntil: 0,
       querying: false,
+      askedAt: Number.NEGATIVE_INFINITY,
       askAgain: false,
       failures: 0,
       notBefore: 0,
@@ -638,12 +641,18 @@ export abstract class Pod implements Machine {
       t.askAgain = true;
       return;
     }
-    const wait = Math.max(t.negativeUntil, t.notBefore) - this.now;
+    // A stale positive answer (a connection, or an address in the Service, that it does not list) is
+    // asked again at most once per retry minimum: the record may take a while to change, and until it
+    // does every answer would be as stale as the last. (A negative one waits for negativeUntil, which new
+    // evidence lifts.)
+    const pace = t.addresses.length > 0 ? t.askedAt + this.config.retryMinMs : Number.NEGATIVE_INFINITY;
+    const wait = Math.max(t.negativeUntil, t.notBefore, pace) - this.now;
     if (wait > 0) {
       this.timers.setEarliest(`ask:${t.index}`, this.now + wait);
       return;
     }
     t.querying = true;
+    t.askedAt = this.now;
     t.askAgain = false;
     this.query(t.name, (r) => {
       t.querying = false;

@@ -59,8 +59,11 @@ export async function listenDns(address: string, port: number, handler: DnsHandl
       if (port !== 0) throw new Error(`TCP port ${port} on ${address} is taken`);
       continue;
     }
+    let closed = false;
     udp.on('message', (message, from) => {
       void Promise.resolve(handler(message, 'udp', from)).then((replies) => {
+        // A handler that answers late (a slow server) may answer after close(): drop the reply then.
+        if (closed) return;
         for (const r of replies) udp.send(r, from.port, from.address);
       });
     });
@@ -69,6 +72,7 @@ export async function listenDns(address: string, port: number, handler: DnsHandl
       port: bound,
       close: () =>
         new Promise<void>((resolve) => {
+          closed = true;
           for (const s of sockets) s.destroy();
           udp.close(() => tcp.close(() => resolve()));
         }),
