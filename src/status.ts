@@ -23,7 +23,8 @@ export type DnsOutcome = 'ok' | 'nxdomain' | 'nodata' | 'error';
 
 /**
  * Counters of one barrier, for `/metrics`: create them with {@link createMetrics}, give the same object
- * to `waitForPeers({ metrics })` (which counts into it) and to `serveStatus({ metrics })`.
+ * to `waitForPeers({ metrics })` (which counts into it) and to `serveStatus({ metrics })`. One object per
+ * barrier: a second `waitForPeers` with it starts its handshake counts afresh.
  */
 export interface BarrierMetrics {
   /** DNS queries answered, by outcome (one per record type asked: A, AAAA). */

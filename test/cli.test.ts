@@ -196,6 +196,17 @@ describe('kubepeers CLI', () => {
     expect(same.stderr).toContain("a port other than --serve-status's 8080");
   });
 
+  it('a command line that does not parse still reports where --termination-log and --log-format say', async () => {
+    const log = join(dir, 'termination-log-argv');
+    await writeFile(log, ''); // kubelet creates it; kubepeers writes only to a file that exists
+    const r = await cli(['wait', '--bogus', '--termination-log', log, '--log-format=json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stderr.trim())).toMatchObject({ event: 'error', code: 'ERR_KUBEPEERS_CONFIG' });
+    expect(await readFile(log, 'utf8')).toMatch(
+      /^kubepeers: ERR_KUBEPEERS_CONFIG: arguments is .*Unknown option '--bogus'/,
+    );
+  });
+
   it('runs the command with the integration env and exits with its code', async () => {
     const r = await cli([
       'wait',

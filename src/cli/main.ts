@@ -23,20 +23,29 @@ import { Reporter, terminationLog } from './reporter.js';
 export { EXIT } from './child.js';
 export { helpText, optionRows, versionText } from './flags.js';
 
+/** The value of `--name value` or `--name=value` in argv (before `--`), however the rest parses. */
+function given(args: string[], name: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < args.length && args[i] !== '--'; i++) {
+    const a = args[i]!;
+    if (a === `--${name}`) value = args[i + 1];
+    else if (a.startsWith(`--${name}=`)) value = a.slice(name.length + 3);
+  }
+  return value;
+}
+
 /** Runs the CLI; resolves with the exit code. */
 export async function main(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let p: Awaited<ReturnType<typeof plan>>;
   try {
     p = await plan(args, env);
   } catch (err) {
-    // Reported like any other failure: with its code, as JSON if asked for, and in the termination log.
-    const json =
-      args.includes('--log-format=json') ||
-      args.join(' ').includes('--log-format json') ||
-      env[flag('log-format').env] === 'json';
+    // Reported like any other failure: with its code, as JSON if asked for, and in the termination log
+    // (the flags could not all be read: these two are looked for as written).
+    const json = (given(args, 'log-format') ?? env[flag('log-format').env]) === 'json';
     new Reporter(json ? 'json' : 'text', false, false).error(err);
     await terminationLog(
-      env[flag('termination-log').env] || DEFAULT_TERMINATION_LOG,
+      given(args, 'termination-log') || env[flag('termination-log').env] || DEFAULT_TERMINATION_LOG,
       `kubepeers: ERR_KUBEPEERS_CONFIG: ${(err as Error).message}\n`,
     );
     return EXIT.config;
