@@ -49,21 +49,21 @@ const FLAG_OF_OPTION: Record<string, string> = {
  */
 function explainConfigError(err: unknown, settings: Map<string, Setting>): unknown {
   if (!(err instanceof ConfigError) || err instanceof UsageError) return err;
-  const flag = FLAG_OF_OPTION[err.setting];
-  if (flag === undefined) return err;
-  const given = settings.get(flag);
+  const name = FLAG_OF_OPTION[err.setting];
+  if (name === undefined) return err;
+  const given = settings.get(name);
   let source = err.source;
   const either = /^option \S+ or env (\S+)$/.exec(source);
   if (either) {
     // Missing everywhere: name the flag too.
-    source = `flag --${flag} or env ${either[1]}`;
+    source = `flag --${name} or env ${either[1]}`;
   } else if (source.startsWith('option ')) {
     if (!given) return err;
     source = given.source;
-  } else if (source !== `env ${FLAGS.find((f) => f.name === flag)?.env}`) {
+  } else if (source !== `env ${flag(name).env}`) {
     return err; // an env variable the library reads that no flag stands for (KUBEPEERS_SECRET)
   }
-  return new ConfigError(flag, source, err.value, err.expected, { cause: err });
+  return new ConfigError(name, source, err.value, err.expected, { cause: err });
 }
 
 /**

@@ -229,12 +229,11 @@ export class Member extends Pod {
    * The coordinator we verified checked that member `t`'s name resolves to `address` (a mesh `peers`
    * entry): it is where `t` is, and an authenticated connection from there verifies it, without a query
    * of our own. A connection from elsewhere (a restart the coordinator has not seen yet) still makes us
-   * ask the name ourselves once this expires.
+   * ask the name ourselves (paced like any stale answer, see Pod.ask).
    */
   private vouched(t: Target, address: string): void {
     this.addEvidence(t, address);
     if (!t.addresses.includes(address)) t.addresses = [address];
-    t.answerUntil = Math.max(t.answerUntil, this.now + this.config.retryMinMs);
     t.negativeUntil = 0;
     this.recheck(t);
   }
