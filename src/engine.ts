@@ -4,7 +4,7 @@
  * outputs; it decides nothing about the protocol. It also owns what belongs to the caller: the deadline,
  * the abort signal, progress reports and the linger after release.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { connect as tcpConnect, createServer, isIP, type Server, type Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import { setMaxListeners } from 'node:events';
@@ -29,9 +29,9 @@ import { StubResolver, type AddressType } from './resolver.js';
 export interface Peer {
   /** Completion index. */
   index: number;
-  /** Pod hostname `<job>-<index>`. */
+  /** Pod hostname `<job>-<index>` (in a JobSet `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>`). */
   hostname: string;
-  /** `<job>-<index>.<svc>.<ns>.svc.<domain>`, without trailing dot. */
+  /** `<hostname>.<svc>.<ns>.svc.<domain>`, without trailing dot. */
   fqdn: string;
   /** The address its name resolved to and at which it proved its identity to the coordinator. */
   ip: string;
@@ -55,7 +55,7 @@ export interface PeersResult {
   self: Peer;
   /** Every member, this pod included, ordered by index. */
   peers: Peer[];
-  /** The member with index 0 (what frameworks call master, head or coordinator). */
+  /** The member with index 0, in a JobSet with `spec.coordinator` that pod (what frameworks call master, head or coordinator). */
   coordinator: Peer;
   /** Milliseconds from the call to the release. */
   elapsedMs: number;
@@ -70,8 +70,20 @@ export const UNSCOPED_WARNING =
   'member, and pods of an earlier run of a Job with the same name are not told apart; set KUBEPEERS_RUN_ID ' +
   "from the Job's controller-uid label (and KUBEPEERS_SECRET to keep out pods that copy it)";
 
-/** The index that discovers members and decides the release. */
+/** The index that discovers members and decides the release (a JobSet's coordinator pod is given it). */
 export const COORDINATOR_INDEX = 0;
+
+/**
+ * The job name bound into the handshake: the Job's name, or for a JobSet its name with the layout and the
+ * coordinator, so that pods that number the JobSet differently never pass as each other's peers (a long
+ * layout is bound by its SHA-256, to keep the hello small).
+ */
+export function scopeJobName(config: Config): string {
+  if (config.replicatedJobs === undefined) return config.jobName;
+  const layout = config.replicatedJobs.map((r) => `${r.name}:${r.replicas}x${r.podsPerJob}`).join(',');
+  const text = `${layout};c${config.jobSetCoordinator ?? 0}`;
+  return `${config.jobName}/${text.length <= 160 ? text : `sha256:${createHash('sha256').update(text).digest('hex').slice(0, 32)}`}`;
+}
 
 /** Random 128-bit token, base64url. */
 function token(): string {
@@ -103,7 +115,7 @@ export class Engine {
       namespace: config.namespace,
       subdomain: config.subdomain,
       clusterDomain: config.clusterDomain,
-      jobName: config.jobName,
+      jobName: scopeJobName(config),
       runId: config.runId,
       size: config.size,
       topology: config.topology,

@@ -95,27 +95,137 @@ export function parseResolvConf(text: string): ResolvConf {
   return result;
 }
 
-/** The scope that makes the names of one Indexed Job run. */
+/**
+ * One replicated job of a JobSet as the barrier counts it: `replicas` child Jobs named
+ * `<jobset>-<name>-<jobIndex>`, each with `podsPerJob` pods (its parallelism = completions).
+ */
+export interface ReplicatedJobLayout {
+  /** `spec.replicatedJobs[].name`. */
+  name: string;
+  /** `spec.replicatedJobs[].replicas`: child Jobs. */
+  replicas: number;
+  /** Pods per child Job (`template.spec.completions`, equal to its parallelism). */
+  podsPerJob: number;
+}
+
+/** Where a global rank sits in a JobSet: `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>`. */
+export interface JobSetPosition {
+  replicatedJob: string;
+  /** The child Job's index in its replicated job (label `jobset.sigs.k8s.io/job-index`). */
+  jobIndex: number;
+  /** The pod's completion index in its child Job (`JOB_COMPLETION_INDEX`). */
+  podIndex: number;
+}
+
+/**
+ * The scope that makes the names of one run: an Indexed Job (`<job>-<i>`), or, with `replicatedJobs`, a
+ * JobSet named `jobName` whose pods are `<jobName>-<replicatedJob>-<jobIndex>-<podIndex>`.
+ */
 export interface JobNames {
+  /** The Indexed Job's name, or the JobSet's name when `replicatedJobs` is set. */
   jobName: string;
   subdomain: string;
   namespace: string;
   clusterDomain: string;
+  /**
+   * A JobSet's replicated jobs in the barrier, in the order of its spec: global rank `k` counts through
+   * them in that order, then by job index, then by pod index. Default: none (an Indexed Job).
+   */
+  replicatedJobs?: readonly ReplicatedJobLayout[];
+  /**
+   * The JobSet's coordinator pod (`spec.coordinator`), as its place in the layout order: that pod takes
+   * rank 0 (torch's `MASTER_ADDR` and JAX's coordinator must be rank 0's) and the pods before it move up
+   * by one. Default: 0 (the first pod of the first replicated job, which is rank 0 anyway).
+   */
+  jobSetCoordinator?: number;
 }
 
-/** `<job>-<i>`: the pod hostname Kubernetes gives index `i`. */
+/** The place in the layout order of rank `index`, the JobSet's coordinator moved to the front. */
+export function layoutPlace(names: Pick<JobNames, 'jobSetCoordinator'>, index: number): number {
+  const c = names.jobSetCoordinator ?? 0;
+  return index === 0 ? c : index <= c ? index - 1 : index;
+}
+
+/** The rank of the pod at `place` in the layout order: the inverse of {@link layoutPlace}. */
+export function rankOfPlace(names: Pick<JobNames, 'jobSetCoordinator'>, place: number): number {
+  const c = names.jobSetCoordinator ?? 0;
+  return place === c ? 0 : place < c ? place + 1 : place;
+}
+
+/** Pods in the run: `replicas * podsPerJob` summed over the replicated jobs. */
+export function layoutSize(layout: readonly ReplicatedJobLayout[]): number {
+  return layout.reduce((n, r) => n + r.replicas * r.podsPerJob, 0);
+}
+
+/** The JobSet position of place `index` in the layout order (0 <= index < layoutSize(layout)). */
+export function jobSetPosition(layout: readonly ReplicatedJobLayout[], index: number): JobSetPosition {
+  let k = index;
+  for (const r of layout) {
+    const pods = r.replicas * r.podsPerJob;
+    if (k < pods) {
+      return { replicatedJob: r.name, jobIndex: Math.floor(k / r.podsPerJob), podIndex: k % r.podsPerJob };
+    }
+    k -= pods;
+  }
+  throw new RangeError(`rank ${index} is beyond the ${layoutSize(layout)} pods of the JobSet layout`);
+}
+
+/** The place in the layout order of a JobSet position, or `undefined` when the layout has no such pod. */
+export function jobSetPlace(
+  layout: readonly ReplicatedJobLayout[],
+  position: JobSetPosition,
+): number | undefined {
+  let offset = 0;
+  for (const r of layout) {
+    if (r.name === position.replicatedJob) {
+      const { jobIndex, podIndex } = position;
+      if (jobIndex < 0 || jobIndex >= r.replicas || podIndex < 0 || podIndex >= r.podsPerJob)
+        return undefined;
+      return offset + jobIndex * r.podsPerJob + podIndex;
+    }
+    offset += r.replicas * r.podsPerJob;
+  }
+  return undefined;
+}
+
+/** `<job>-<i>`, or in a JobSet `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>`: the pod hostname of rank `i`. */
 export function peerHostname(names: JobNames, index: number): string {
-  return `${names.jobName}-${index}`;
+  if (names.replicatedJobs === undefined) return `${names.jobName}-${index}`;
+  const p = jobSetPosition(names.replicatedJobs, layoutPlace(names, index));
+  return `${names.jobName}-${p.replicatedJob}-${p.jobIndex}-${p.podIndex}`;
 }
 
-/** `<job>-<i>.<svc>.<ns>.svc.<domain>` without the trailing dot (what frameworks are given). */
+/** `<hostname>.<svc>.<ns>.svc.<domain>` without the trailing dot (what frameworks are given). */
 export function peerFqdn(names: JobNames, index: number): string {
   return `${peerHostname(names, index)}.${names.subdomain}.${names.namespace}.svc.${names.clusterDomain}`;
 }
 
-/** `<svc>.<ns>.svc.<domain>`: the headless Service name whose A/AAAA set lists every ready pod. */
+/**
+ * `<svc>.<ns>.svc.<domain>`: the headless Service name whose A/AAAA set lists every ready pod (with
+ * `publishNotReadyAddresses`, as JobSet and LeaderWorkerSet create it, every pod that has an address).
+ */
 export function serviceFqdn(names: JobNames): string {
   return `${names.subdomain}.${names.namespace}.svc.${names.clusterDomain}`;
+}
+
+/**
+ * Parses a downward API labels or annotations file (`key="value"` a line, the value quoted as Go's `%q`
+ * writes it). Lines that are not of that form are skipped.
+ */
+export function parsePodInfo(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([^=\s]+)=(".*")\s*$/.exec(line);
+    if (!m) continue;
+    let value: string;
+    try {
+      value = JSON.parse(m[2]!) as string;
+    } catch {
+      value = m[2]!.slice(1, -1);
+    }
+    out.set(m[1]!, value);
+  }
+  return out;
 }
 
 const LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;

@@ -12,7 +12,7 @@ export {
   type Topology,
   type WaitForPeersOptions,
 } from './options.js';
-export type { JobNames } from './identity.js';
+export type { JobNames, ReplicatedJobLayout } from './identity.js';
 export {
   AbortedError,
   ConfigError,

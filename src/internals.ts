@@ -6,12 +6,19 @@
  */
 export { ENV, parseDuration, resolveConfig, type Config, type Nameserver } from './options.js';
 export {
+  jobSetPlace,
+  jobSetPosition,
+  layoutPlace,
+  layoutSize,
   parseHosts,
+  parsePodInfo,
   parseResolvConf,
+  rankOfPlace,
   peerFqdn,
   peerHostname,
   serviceFqdn,
   type HostsEntry,
+  type JobSetPosition,
   type ResolvConf,
 } from './identity.js';
 export {

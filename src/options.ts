@@ -3,7 +3,14 @@
  * validation. Everything is checked before any network I/O; a bad value raises a {@link ConfigError}
  * naming the value, where it came from and what was expected.
  */
-import { AUTO_MESH_MAX_SIZE, defaultPollMs, DEFAULTS, ENV } from './settings.js';
+import {
+  AUTO_MESH_MAX_SIZE,
+  DEFAULT_LABELS_PATH,
+  defaultPollMs,
+  DEFAULTS,
+  ENV,
+  JOBSET_LABELS,
+} from './settings.js';
 import type { BarrierMetrics } from './status.js';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -12,9 +19,14 @@ import { ConfigError } from './errors.js';
 import {
   isDnsLabel,
   isDnsName,
+  jobSetPlace,
+  rankOfPlace,
+  layoutSize,
   parseHosts,
+  parsePodInfo,
   parseResolvConf,
   type JobNames,
+  type ReplicatedJobLayout,
   type HostsEntry,
   type ResolvConf,
 } from './identity.js';
@@ -50,10 +62,44 @@ export interface Progress {
 
 /** Options of {@link waitForPeers}. Every option is optional where Kubernetes or the environment can supply it. */
 export interface WaitForPeersOptions {
-  /** This pod's completion index. Default: env `JOB_COMPLETION_INDEX`. */
+  /**
+   * This pod's completion index (in a JobSet: in its child Job). Default: env `JOB_COMPLETION_INDEX`, else
+   * the `batch.kubernetes.io/job-completion-index` label of the labels file.
+   */
   index?: number;
-  /** Number of pods in the job (`completions`). Default: env `KUBEPEERS_SIZE`. Required one way or the other: Kubernetes does not tell a pod. */
+  /**
+   * Number of pods in the job (`completions`). Default: env `KUBEPEERS_SIZE`. Required one way or the
+   * other for an Indexed Job: Kubernetes does not tell a pod. In a JobSet it is the layout's total and
+   * need not be set (when set, it must agree).
+   */
   size?: number;
+  /**
+   * The JobSet's name; setting it (or `replicatedJobs` or `podsPerJob`) makes this a JobSet pod, whose
+   * peers are `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>`. Default: env `KUBEPEERS_JOBSET_NAME`,
+   * else the `jobset.sigs.k8s.io/jobset-name` label of the labels file, else from the hostname (the name
+   * before `-<replicatedJob>-<jobIndex>-<podIndex>`, or the subdomain, which JobSet defaults to its name).
+   */
+  jobSetName?: string;
+  /**
+   * The JobSet's replicated jobs in the barrier, in the order of its spec: `name:REPLICASxPODS`
+   * comma-separated (`driver:1x1,workers:2x4`; `xPODS` may be left out when `podsPerJob` gives it), or a
+   * list. Global ranks count through them in this order, then by job index, then by pod index. Default:
+   * env `KUBEPEERS_REPLICATED_JOBS`, else this pod's replicated job alone, with its replicas from the
+   * labels file and `podsPerJob` pods each (refused when the labels say the JobSet has more child Jobs).
+   */
+  replicatedJobs?: string | readonly ReplicatedJobLayout[];
+  /**
+   * Pods per child Job (the replicated job's `completions`), for replicated jobs whose entry in
+   * `replicatedJobs` does not say, or for this pod's when `replicatedJobs` is not set. Default: env
+   * `KUBEPEERS_PODS_PER_JOB`, else none: Kubernetes does not tell a pod.
+   */
+  podsPerJob?: number;
+  /**
+   * A downward API file of the pod's labels (`volumes[].downwardAPI.items[].fieldRef.fieldPath:
+   * metadata.labels`); read when it exists, for the JobSet labels. Default: env `KUBEPEERS_LABELS_FILE`,
+   * else `/etc/podinfo/labels`.
+   */
+  labelsPath?: string;
   /** Job name. Default: env `KUBEPEERS_JOB_NAME`, else derived from the hostname `<job>-<index>`. */
   jobName?: string;
   /** Headless Service name (the pod's `subdomain`). Default: env `KUBEPEERS_SUBDOMAIN`, else from the pod FQDN in `/etc/hosts`. */
@@ -67,7 +113,8 @@ export interface WaitForPeersOptions {
   /**
    * Identifier shared by all pods of this run and no other, mixed into the handshake so that pods of a
    * re-created Job of the same name never pass as peers. Default: env `KUBEPEERS_RUN_ID`, else empty.
-   * Set it from the downward API: `metadata.labels['batch.kubernetes.io/controller-uid']`.
+   * Set it from the downward API: `metadata.labels['batch.kubernetes.io/controller-uid']`. In a JobSet
+   * whose labels file is mounted the default is `<jobset-uid>/<restart-attempt>` from its labels.
    */
   runId?: string;
   /**
@@ -151,11 +198,11 @@ export interface Nameserver {
  * its default.
  */
 export interface Config extends JobNames {
-  /** This pod's completion index. */
+  /** This pod's rank: its completion index in an Indexed Job, its global rank in a JobSet. */
   index: number;
   /** Pods in the job. */
   size: number;
-  /** This pod's hostname, `<job>-<index>`. */
+  /** This pod's hostname, `<job>-<index>` (in a JobSet `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>`). */
   hostname: string;
   /** Run id bound into the handshake ('' when unset). */
   runId: string;
@@ -320,6 +367,359 @@ export function parseNameserver(text: string, source: string): Nameserver {
   return { address, port };
 }
 
+/** What a JobSet pod works out about its run. */
+interface JobSetIdentity {
+  name: string;
+  nameSrc: Sourced<unknown>;
+  layout: ReplicatedJobLayout[];
+  size: number;
+  /** This pod's rank (the coordinator's is 0). */
+  rank: number;
+  /** The coordinator's place in the layout order. */
+  coordinator: number;
+  /** The coordinator label's text and subdomain, when it named one. */
+  coordinatorText?: string;
+  coordinatorSrc: string;
+  coordinatorSubdomain?: string;
+  runId?: Sourced<unknown>;
+}
+
+const LAYOUT_EXPECTED =
+  'replicated jobs as "name:REPLICASxPODS" separated by commas, in the order of the JobSet spec (e.g. "driver:1x1,workers:2x4"; "xPODS" may be left out when podsPerJob is set)';
+
+/** Parses and checks `replicatedJobs`. */
+function parseLayout(s: Sourced<unknown>, podsPerJob: number | undefined): ReplicatedJobLayout[] {
+  const fail = (why: string): never => {
+    throw new ConfigError('replicatedJobs', s.source, s.value, `${LAYOUT_EXPECTED}${why}`);
+  };
+  let entries: { name: unknown; replicas: unknown; podsPerJob: unknown }[];
+  if (typeof s.value === 'string') {
+    entries = s.value
+      .split(',')
+      .map((e) => e.trim())
+      .filter((e) => e !== '')
+      .map((e) => {
+        const m = /^([^:\s]+):(\d+)(?:x(\d+))?$/.exec(e);
+        if (!m) return fail(`; "${e}" is not of that form`);
+        return {
+          name: m[1],
+          replicas: Number(m[2]),
+          podsPerJob: m[3] === undefined ? podsPerJob : Number(m[3]),
+        };
+      });
+  } else if (Array.isArray(s.value)) {
+    entries = (s.value as unknown[]).map((e) =>
+      typeof e === 'object' && e !== null
+        ? {
+            name: (e as ReplicatedJobLayout).name,
+            replicas: (e as ReplicatedJobLayout).replicas,
+            podsPerJob: (e as Partial<ReplicatedJobLayout>).podsPerJob ?? podsPerJob,
+          }
+        : fail(`; ${JSON.stringify(e)} is not an object { name, replicas, podsPerJob }`),
+    );
+  } else return fail('');
+  if (entries.length === 0) fail('; it lists none');
+  const seen = new Set<string>();
+  const layout = entries.map((e) => {
+    if (typeof e.name !== 'string' || !isDnsLabel(e.name))
+      fail(`; ${JSON.stringify(e.name)} is not a DNS label`);
+    const name = e.name as string;
+    if (seen.has(name)) fail(`; "${name}" is listed twice`);
+    seen.add(name);
+    for (const [what, v] of [
+      ['replicas', e.replicas],
+      ['pods per job', e.podsPerJob],
+    ] as const) {
+      if (v === undefined) fail(`; "${name}" has no pod count and podsPerJob is not set`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_SIZE)
+        fail(`; the ${what} of "${name}" must be an integer from 1 to ${MAX_SIZE}`);
+    }
+    return { name, replicas: e.replicas as number, podsPerJob: e.podsPerJob as number };
+  });
+  if (layoutSize(layout) > MAX_SIZE) fail(`; it makes ${layoutSize(layout)} pods, more than ${MAX_SIZE}`);
+  return layout;
+}
+
+/**
+ * The JobSet identity of this pod, or `undefined` when nothing says it is a JobSet pod. Reads the hostname
+ * `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>`, the labels file, and the options Kubernetes cannot
+ * give (pods per child Job, the other replicated jobs); every source that says something must agree.
+ */
+function resolveJobSet(
+  options: WaitForPeersOptions,
+  env: Readonly<Record<string, string | undefined>>,
+  labels: ReadonlyMap<string, string>,
+  labelsPath: string,
+  hostname: string,
+  hostnameSource: string,
+  subdomainHint: Sourced<unknown> | undefined,
+): JobSetIdentity | undefined {
+  const fromLabel = (key: string): Sourced<unknown> | undefined => {
+    const v = labels.get(key);
+    return v === undefined ? undefined : { value: v, source: `${labelsPath} (label ${key})` };
+  };
+  const givenName = pick(options, 'jobSetName', env);
+  const labelName = fromLabel(JOBSET_LABELS.name);
+  const layoutSrc = pick(options, 'replicatedJobs', env);
+  const podsSrc = pick(options, 'podsPerJob', env);
+  if (!givenName && !labelName && !layoutSrc && !podsSrc) return undefined;
+
+  const podsPerJob = podsSrc ? integer('podsPerJob', podsSrc, 1, MAX_SIZE) : undefined;
+  const given = layoutSrc ? parseLayout(layoutSrc, podsPerJob) : undefined;
+
+  const podSrc = pick(options, 'index', env) ?? fromLabel(JOBSET_LABELS.completionIndex);
+  if (!podSrc) {
+    throw new ConfigError(
+      'index',
+      `option index, env ${ENV.index} or ${labelsPath}`,
+      undefined,
+      "the pod's completion index in its child Job (set by Kubernetes: JobSet's child Jobs are Indexed)",
+    );
+  }
+  const podIndex = integer('index', podSrc, 0, MAX_SIZE - 1);
+  const podLabel = fromLabel(JOBSET_LABELS.completionIndex);
+  if (podLabel && podLabel !== podSrc && podLabel.value !== String(podIndex)) {
+    throw new ConfigError(
+      'index',
+      podSrc.source,
+      podSrc.value,
+      `the completion index ${JSON.stringify(podLabel.value)} that ${podLabel.source} says`,
+    );
+  }
+
+  // <jobset>-<replicatedJob>-<jobIndex>-<podIndex>
+  const shape = `a JobSet pod hostname "<jobset>-<replicatedJob>-<jobIndex>-${podIndex}"`;
+  const m = new RegExp(`^(.+)-(\\d+)-${podIndex}$`).exec(hostname);
+  if (!m) throw new ConfigError('hostname', hostnameSource, hostname, shape);
+  const prefix = m[1]!;
+  const hostJobIndex = Number(m[2]);
+
+  const ownLabelRj = fromLabel(JOBSET_LABELS.replicatedJob);
+  let nameSrc = givenName ?? labelName;
+  if (!nameSrc) {
+    // The name is what is left of the hostname once the replicated job is known.
+    const rjs = ownLabelRj ? [String(ownLabelRj.value)] : (given ?? []).map((r) => r.name);
+    const fits = rjs.filter((r) => prefix.endsWith(`-${r}`) && prefix.length > r.length + 1);
+    if (fits.length === 1) {
+      nameSrc = {
+        value: prefix.slice(0, -fits[0]!.length - 1),
+        source: `hostname ${JSON.stringify(hostname)} (${ownLabelRj ? ownLabelRj.source : 'option replicatedJobs'})`,
+      };
+    } else if (
+      fits.length === 0 &&
+      subdomainHint &&
+      typeof subdomainHint.value === 'string' &&
+      prefix.startsWith(`${subdomainHint.value}-`)
+    ) {
+      nameSrc = {
+        value: subdomainHint.value,
+        source: `${subdomainHint.source} (JobSet's default subdomain, the start of hostname ${JSON.stringify(hostname)})`,
+      };
+    } else {
+      throw new ConfigError(
+        'jobSetName',
+        `option jobSetName, env ${ENV.jobSetName} or ${labelsPath}`,
+        undefined,
+        fits.length > 1
+          ? `the JobSet's name: hostname "${hostname}" ends in more than one listed replicated job (${fits.join(', ')})`
+          : `the JobSet's name: hostname "${hostname}" does not say where it ends (mount the pod labels at ${labelsPath}, or set it)`,
+      );
+    }
+  }
+  const name = label('jobSetName', nameSrc);
+  if (labelName && labelName.value !== name) {
+    throw new ConfigError(
+      'jobSetName',
+      nameSrc.source,
+      name,
+      `the JobSet's name, which ${labelName.source} says is ${JSON.stringify(labelName.value)}`,
+    );
+  }
+  const jobNameSrc = pick(options, 'jobName', env);
+  if (jobNameSrc && jobNameSrc.value !== name) {
+    throw new ConfigError(
+      'jobName',
+      jobNameSrc.source,
+      jobNameSrc.value,
+      `nothing, or the JobSet's name "${name}" (from ${nameSrc.source}): in a JobSet the barrier spans the JobSet`,
+    );
+  }
+  if (!prefix.startsWith(`${name}-`) || prefix.length === name.length + 1) {
+    throw new ConfigError(
+      'hostname',
+      hostnameSource,
+      hostname,
+      `${shape} whose JobSet is "${name}" (from ${nameSrc.source})`,
+    );
+  }
+  const hostRj = prefix.slice(name.length + 1);
+  const rj = ownLabelRj ? String(ownLabelRj.value) : hostRj;
+  const jobIndexSrc = fromLabel(JOBSET_LABELS.jobIndex);
+  const jobIndex = jobIndexSrc ? integer('jobIndex', jobIndexSrc, 0, MAX_SIZE - 1) : hostJobIndex;
+  const expected = `${name}-${rj}-${jobIndex}-${podIndex}`;
+  if (hostname !== expected) {
+    throw new ConfigError(
+      'hostname',
+      hostnameSource,
+      hostname,
+      `"${expected}", the pod that ${labelsPath} and ${podSrc.source} describe`,
+    );
+  }
+
+  const replicasSrc = fromLabel(JOBSET_LABELS.replicas);
+  const replicasLabel = replicasSrc ? integer('replicas', replicasSrc, 1, MAX_SIZE) : undefined;
+  const globalSrc = fromLabel(JOBSET_LABELS.globalReplicas);
+  const globalReplicas = globalSrc ? integer('globalReplicas', globalSrc, 1, MAX_SIZE) : undefined;
+  let layout: ReplicatedJobLayout[];
+  if (given) {
+    layout = given;
+    const own = layout.find((r) => r.name === rj);
+    if (!own) {
+      throw new ConfigError(
+        'replicatedJobs',
+        layoutSrc!.source,
+        layoutSrc!.value,
+        `a list that includes this pod's replicated job "${rj}" (from ${ownLabelRj?.source ?? `hostname ${JSON.stringify(hostname)}`})`,
+      );
+    }
+    if (replicasLabel !== undefined && own.replicas !== replicasLabel) {
+      throw new ConfigError(
+        'replicatedJobs',
+        layoutSrc!.source,
+        layoutSrc!.value,
+        `${replicasLabel} replicas for "${rj}", as ${replicasSrc!.source} says`,
+      );
+    }
+    const jobs = layout.reduce((n, r) => n + r.replicas, 0);
+    if (globalReplicas !== undefined && jobs > globalReplicas) {
+      throw new ConfigError(
+        'replicatedJobs',
+        layoutSrc!.source,
+        layoutSrc!.value,
+        `at most ${globalReplicas} child Jobs in all, as ${globalSrc!.source} says (it lists ${jobs})`,
+      );
+    }
+    const globalIndexSrc = fromLabel(JOBSET_LABELS.jobGlobalIndex);
+    if (globalIndexSrc && jobs === globalReplicas) {
+      // Every replicated job is listed: JobSet's global job index must be ours.
+      let before = 0;
+      for (const r of layout) {
+        if (r.name === rj) break;
+        before += r.replicas;
+      }
+      if (String(before + jobIndex) !== globalIndexSrc.value) {
+        throw new ConfigError(
+          'replicatedJobs',
+          layoutSrc!.source,
+          layoutSrc!.value,
+          `the replicated jobs in the order of the JobSet spec: ${globalIndexSrc.source} is ${JSON.stringify(globalIndexSrc.value)}, this order makes it ${before + jobIndex}`,
+        );
+      }
+    }
+  } else {
+    if (replicasLabel === undefined) {
+      throw new ConfigError(
+        'replicatedJobs',
+        `option replicatedJobs, env ${ENV.replicatedJobs} or ${labelsPath}`,
+        undefined,
+        `the replicas of replicated job "${rj}" (label ${JOBSET_LABELS.replicas}), or every replicated job as "name:REPLICASxPODS"`,
+      );
+    }
+    if (globalReplicas !== undefined && globalReplicas !== replicasLabel) {
+      throw new ConfigError(
+        'replicatedJobs',
+        `option replicatedJobs or env ${ENV.replicatedJobs}`,
+        undefined,
+        `the replicated jobs of the barrier as "name:REPLICASxPODS" in spec order: JobSet "${name}" has ${globalReplicas} child Jobs (${globalSrc!.source}), replicated job "${rj}" only ${replicasLabel}`,
+      );
+    }
+    if (podsPerJob === undefined) {
+      throw new ConfigError(
+        'podsPerJob',
+        `option podsPerJob or env ${ENV.podsPerJob}`,
+        undefined,
+        `the pods per child Job of replicated job "${rj}" (its completions); Kubernetes does not expose it to pods`,
+      );
+    }
+    layout = [{ name: rj, replicas: replicasLabel, podsPerJob }];
+  }
+  for (const r of layout) {
+    const longest = `${name}-${r.name}-${r.replicas - 1}-${r.podsPerJob - 1}`;
+    if (longest.length > 63) {
+      throw new ConfigError(
+        'jobSetName',
+        nameSrc.source,
+        name,
+        `a name short enough that pod hostname "${longest}" fits a 63-character DNS label`,
+      );
+    }
+  }
+  const size = layoutSize(layout);
+  const sizeSrc = pick(options, 'size', env);
+  if (sizeSrc && integer('size', sizeSrc, 1, MAX_SIZE) !== size) {
+    throw new ConfigError(
+      'size',
+      sizeSrc.source,
+      sizeSrc.value,
+      `nothing, or ${size}: the pods of the JobSet's replicated jobs ${layout.map((r) => `${r.name}:${r.replicas}x${r.podsPerJob}`).join(',')}`,
+    );
+  }
+  const place = jobSetPlace(layout, { replicatedJob: rj, jobIndex, podIndex });
+  if (place === undefined) {
+    const own = layout.find((r) => r.name === rj)!;
+    throw new ConfigError(
+      'hostname',
+      hostnameSource,
+      hostname,
+      `a pod of replicated job "${rj}" with ${own.replicas} child Jobs of ${own.podsPerJob} pods (job index below ${own.replicas}, pod index below ${own.podsPerJob})`,
+    );
+  }
+
+  const identity: JobSetIdentity = {
+    name,
+    nameSrc,
+    layout,
+    size,
+    rank: place,
+    coordinator: 0,
+    coordinatorSrc: `${labelsPath} (label ${JOBSET_LABELS.coordinator})`,
+  };
+  const coordinatorText = labels.get(JOBSET_LABELS.coordinator);
+  if (coordinatorText !== undefined) {
+    const [host = '', sub, ...more] = coordinatorText.split('.');
+    const c = new RegExp(`^(.+)-(\\d+)-(\\d+)$`).exec(host);
+    const k =
+      c && host.startsWith(`${name}-`)
+        ? jobSetPlace(layout, {
+            replicatedJob: c[1]!.slice(name.length + 1),
+            jobIndex: Number(c[2]),
+            podIndex: Number(c[3]),
+          })
+        : undefined;
+    if (k === undefined || more.length > 0) {
+      throw new ConfigError(
+        'coordinator',
+        identity.coordinatorSrc,
+        coordinatorText,
+        `"<pod hostname>.<subdomain>" naming a pod of the barrier (${layout.map((r) => `${r.name}:${r.replicas}x${r.podsPerJob}`).join(',')} of JobSet "${name}")`,
+      );
+    }
+    identity.coordinator = k;
+    identity.rank = rankOfPlace({ jobSetCoordinator: k }, place);
+    identity.coordinatorText = coordinatorText;
+    if (sub !== undefined) identity.coordinatorSubdomain = sub;
+  }
+  const uid = labels.get(JOBSET_LABELS.uid);
+  if (uid !== undefined) {
+    const attempt = labels.get(JOBSET_LABELS.restartAttempt) ?? '0';
+    identity.runId = {
+      value: `${uid}/${attempt}`,
+      source: `${labelsPath} (labels ${JOBSET_LABELS.uid} and ${JOBSET_LABELS.restartAttempt})`,
+    };
+  }
+  return identity;
+}
+
 /**
  * Resolves every setting from options, env, `/etc/hosts`, `/etc/resolv.conf` and the hostname, in that
  * order of precedence, and validates them all. Reads two small files; does no network I/O.
@@ -329,27 +729,11 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
   const hostsPath = options.hostsPath ?? '/etc/hosts';
   const resolvPath = options.resolvConfPath ?? '/etc/resolv.conf';
 
-  const sizeSrc = pick(options, 'size', env);
-  if (!sizeSrc) {
-    throw new ConfigError(
-      'size',
-      `option size or env ${ENV.size}`,
-      undefined,
-      'the number of pods in the job (its completions); Kubernetes does not expose it to pods',
-    );
+  const labelsSrc = pick(options, 'labelsPath', env) ?? { value: DEFAULT_LABELS_PATH, source: 'default' };
+  if (typeof labelsSrc.value !== 'string' || labelsSrc.value === '') {
+    throw new ConfigError('labelsPath', labelsSrc.source, labelsSrc.value, 'a file path');
   }
-  const size = integer('size', sizeSrc, 1, MAX_SIZE);
-
-  const indexSrc = pick(options, 'index', env);
-  if (!indexSrc) {
-    throw new ConfigError(
-      'index',
-      `option index or env ${ENV.index}`,
-      undefined,
-      'the completion index (set by Kubernetes for Jobs with completionMode: Indexed)',
-    );
-  }
-  const index = integer('index', indexSrc, 0, size - 1);
+  const labelsPath = labelsSrc.value;
 
   const hostnameSrc: Sourced<unknown> =
     options.hostname !== undefined
@@ -359,36 +743,88 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
   if (!isDnsLabel(hostname))
     throw new ConfigError('hostname', hostnameSrc.source, hostnameSrc.value, 'a DNS label');
 
-  let jobSrc = pick(options, 'jobName', env);
-  if (!jobSrc) {
-    const suffix = `-${index}`;
-    if (!hostname.endsWith(suffix) || hostname.length === suffix.length) {
-      throw new ConfigError(
-        'jobName',
-        `hostname (${hostnameSrc.source})`,
-        hostname,
-        `a hostname "<job>${suffix}" as Kubernetes gives Indexed Job pods, or set option jobName or env ${ENV.jobName}`,
-      );
-    }
-    jobSrc = { value: hostname.slice(0, -suffix.length), source: `hostname ${JSON.stringify(hostname)}` };
-  }
-  const jobName = label('jobName', jobSrc);
-  if (`${jobName}-${size - 1}`.length > 63) {
-    throw new ConfigError(
-      'jobName',
-      jobSrc.source,
-      jobName,
-      `a name short enough that "${jobName}-${size - 1}" fits a 63-character DNS label`,
-    );
-  }
-
-  const [hostsText, resolvText] = await Promise.all([readOptional(hostsPath), readOptional(resolvPath)]);
+  const [hostsText, resolvText, labelsText] = await Promise.all([
+    readOptional(hostsPath),
+    readOptional(resolvPath),
+    readOptional(labelsPath),
+  ]);
   const hosts: HostsEntry | undefined = hostsText === undefined ? undefined : parseHosts(hostsText, hostname);
   const resolv: ResolvConf = parseResolvConf(resolvText ?? '');
+  const labels = parsePodInfo(labelsText ?? '');
 
-  const subdomainSrc =
+  const subdomainGiven =
     pick(options, 'subdomain', env) ??
     (hosts?.subdomain ? { value: hosts.subdomain, source: `${hostsPath} (pod FQDN)` } : undefined);
+
+  const jobSet = resolveJobSet(
+    options,
+    env,
+    labels,
+    labelsPath,
+    hostname,
+    hostnameSrc.source,
+    subdomainGiven,
+  );
+
+  let size: number;
+  let index: number;
+  let jobName: string;
+  let jobSrc: Sourced<unknown>;
+  if (jobSet) {
+    ({ size, rank: index } = jobSet);
+    jobSrc = jobSet.nameSrc;
+    jobName = jobSet.name;
+  } else {
+    const sizeSrc = pick(options, 'size', env);
+    if (!sizeSrc) {
+      throw new ConfigError(
+        'size',
+        `option size or env ${ENV.size}`,
+        undefined,
+        'the number of pods in the job (its completions); Kubernetes does not expose it to pods',
+      );
+    }
+    size = integer('size', sizeSrc, 1, MAX_SIZE);
+
+    const indexSrc = pick(options, 'index', env);
+    if (!indexSrc) {
+      throw new ConfigError(
+        'index',
+        `option index or env ${ENV.index}`,
+        undefined,
+        'the completion index (set by Kubernetes for Jobs with completionMode: Indexed)',
+      );
+    }
+    index = integer('index', indexSrc, 0, size - 1);
+
+    const named = pick(options, 'jobName', env);
+    if (named) jobSrc = named;
+    else {
+      const suffix = `-${index}`;
+      if (!hostname.endsWith(suffix) || hostname.length === suffix.length) {
+        throw new ConfigError(
+          'jobName',
+          `hostname (${hostnameSrc.source})`,
+          hostname,
+          `a hostname "<job>${suffix}" as Kubernetes gives Indexed Job pods, or set option jobName or env ${ENV.jobName}`,
+        );
+      }
+      jobSrc = { value: hostname.slice(0, -suffix.length), source: `hostname ${JSON.stringify(hostname)}` };
+    }
+    jobName = label('jobName', jobSrc);
+    if (`${jobName}-${size - 1}`.length > 63) {
+      throw new ConfigError(
+        'jobName',
+        jobSrc.source,
+        jobName,
+        `a name short enough that "${jobName}-${size - 1}" fits a 63-character DNS label`,
+      );
+    }
+  }
+
+  const subdomainSrc =
+    subdomainGiven ??
+    (jobSet ? { value: jobSet.name, source: `${jobSrc.source} (JobSet's default subdomain)` } : undefined);
   if (!subdomainSrc) {
     throw new ConfigError(
       'subdomain',
@@ -398,6 +834,14 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     );
   }
   const subdomain = label('subdomain', subdomainSrc);
+  if (jobSet?.coordinatorSubdomain !== undefined && jobSet.coordinatorSubdomain !== subdomain) {
+    throw new ConfigError(
+      'coordinator',
+      jobSet.coordinatorSrc,
+      jobSet.coordinatorText,
+      `a pod of subdomain "${subdomain}" (from ${subdomainSrc.source}), as JobSet writes it: <pod hostname>.<subdomain>`,
+    );
+  }
 
   const namespaceSrc =
     pick(options, 'namespace', env) ??
@@ -432,7 +876,7 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     );
   }
 
-  const runSrc = pick(options, 'runId', env) ?? { value: '', source: 'default' };
+  const runSrc = pick(options, 'runId', env) ?? jobSet?.runId ?? { value: '', source: 'default' };
   if (typeof runSrc.value !== 'string' || runSrc.value.length > 256 || !/^[\x21-\x7e]*$/.test(runSrc.value)) {
     throw new ConfigError('runId', runSrc.source, runSrc.value, 'up to 256 printable ASCII characters');
   }
@@ -513,6 +957,7 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     index,
     size,
     jobName,
+    ...(jobSet ? { replicatedJobs: jobSet.layout, jobSetCoordinator: jobSet.coordinator } : {}),
     subdomain,
     namespace,
     clusterDomain,

@@ -56,6 +56,27 @@ export const ENV = {
   pollIntervalMs: 'KUBEPEERS_POLL_INTERVAL',
   lingerMs: 'KUBEPEERS_LINGER',
   topology: 'KUBEPEERS_TOPOLOGY',
+  jobSetName: 'KUBEPEERS_JOBSET_NAME',
+  replicatedJobs: 'KUBEPEERS_REPLICATED_JOBS',
+  podsPerJob: 'KUBEPEERS_PODS_PER_JOB',
+  labelsPath: 'KUBEPEERS_LABELS_FILE',
+} as const;
+
+/** Where kubepeers looks for a downward API labels file by default (the path of the Kubernetes docs' example). */
+export const DEFAULT_LABELS_PATH = '/etc/podinfo/labels';
+
+/** The pod labels JobSet sets (kubernetes-sigs/jobset api/jobset/v1alpha2/jobset_types.go) and the Job's own. */
+export const JOBSET_LABELS = {
+  name: 'jobset.sigs.k8s.io/jobset-name',
+  uid: 'jobset.sigs.k8s.io/jobset-uid',
+  replicatedJob: 'jobset.sigs.k8s.io/replicatedjob-name',
+  replicas: 'jobset.sigs.k8s.io/replicatedjob-replicas',
+  globalReplicas: 'jobset.sigs.k8s.io/global-replicas',
+  jobIndex: 'jobset.sigs.k8s.io/job-index',
+  jobGlobalIndex: 'jobset.sigs.k8s.io/job-global-index',
+  restartAttempt: 'jobset.sigs.k8s.io/restart-attempt',
+  coordinator: 'jobset.sigs.k8s.io/coordinator',
+  completionIndex: 'batch.kubernetes.io/job-completion-index',
 } as const;
 
 /** A duration as the CLI writes it: `10m`, `90s`, `1500ms`, `1h`. */

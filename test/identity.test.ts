@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { parseHosts, parseResolvConf, peerFqdn, peerHostname, serviceFqdn } from '../src/internals.js';
+import {
+  jobSetPlace,
+  jobSetPosition,
+  layoutPlace,
+  layoutSize,
+  parseHosts,
+  parsePodInfo,
+  parseResolvConf,
+  peerFqdn,
+  peerHostname,
+  rankOfPlace,
+  serviceFqdn,
+} from '../src/internals.js';
 import { kubeletHosts } from './helpers/pods.js';
 
 const KUBELET_HOSTS = `${kubeletHosts('10.244.1.7', 'example-job-2.headless-svc.default.svc.cluster.local', 'example-job-2')}
@@ -122,5 +134,67 @@ describe('peer names', () => {
     expect(peerHostname(names, 3)).toBe('train-3');
     expect(peerFqdn(names, 3)).toBe('train-3.workers.ml.svc.cluster.local');
     expect(serviceFqdn(names)).toBe('workers.ml.svc.cluster.local');
+  });
+});
+
+describe('JobSet peer names', () => {
+  const layout = [
+    { name: 'driver', replicas: 1, podsPerJob: 1 },
+    { name: 'workers', replicas: 2, podsPerJob: 4 },
+  ];
+  const names = { jobName: 'train', subdomain: 'train', namespace: 'ml', clusterDomain: 'cluster.local' };
+
+  it('numbers the pods of several replicated jobs in spec order, then job index, then pod index', () => {
+    const js = { ...names, replicatedJobs: layout };
+    expect(layoutSize(layout)).toBe(9);
+    expect(Array.from({ length: 9 }, (_, k) => peerHostname(js, k))).toEqual([
+      'train-driver-0-0',
+      'train-workers-0-0',
+      'train-workers-0-1',
+      'train-workers-0-2',
+      'train-workers-0-3',
+      'train-workers-1-0',
+      'train-workers-1-1',
+      'train-workers-1-2',
+      'train-workers-1-3',
+    ]);
+    expect(peerFqdn(js, 7)).toBe('train-workers-1-2.train.ml.svc.cluster.local');
+    expect(serviceFqdn(js)).toBe('train.ml.svc.cluster.local');
+    expect(jobSetPlace(layout, { replicatedJob: 'workers', jobIndex: 1, podIndex: 2 })).toBe(7);
+    expect(jobSetPlace(layout, { replicatedJob: 'workers', jobIndex: 2, podIndex: 0 })).toBeUndefined();
+    expect(jobSetPlace(layout, { replicatedJob: 'workers', jobIndex: 0, podIndex: 4 })).toBeUndefined();
+    expect(jobSetPlace(layout, { replicatedJob: 'evaluator', jobIndex: 0, podIndex: 0 })).toBeUndefined();
+    expect(() => jobSetPosition(layout, 9)).toThrow(RangeError);
+  });
+
+  it('gives the coordinator pod rank 0 and keeps the order of the others; place and rank are inverses', () => {
+    const js = { ...names, replicatedJobs: layout, jobSetCoordinator: 5 }; // train-workers-1-0
+    const hosts = Array.from({ length: 9 }, (_, k) => peerHostname(js, k));
+    expect(hosts.slice(0, 3)).toEqual(['train-workers-1-0', 'train-driver-0-0', 'train-workers-0-0']);
+    expect(hosts.slice(5)).toEqual([
+      'train-workers-0-3',
+      'train-workers-1-1',
+      'train-workers-1-2',
+      'train-workers-1-3',
+    ]);
+    expect(new Set(hosts).size).toBe(9);
+    for (let k = 0; k < 9; k++) expect(rankOfPlace(js, layoutPlace(js, k))).toBe(k);
+  });
+});
+
+describe('parsePodInfo', () => {
+  it('reads a downward API labels file as kubelet writes it', () => {
+    const text =
+      'batch.kubernetes.io/job-completion-index="2"\n' +
+      'jobset.sigs.k8s.io/coordinator="train-driver-0-0.train"\n' +
+      'jobset.sigs.k8s.io/jobset-name="train"\n' +
+      'note="say \\"hi\\"\\n"\n' +
+      'garbage line\n';
+    const labels = parsePodInfo(text);
+    expect(labels.get('batch.kubernetes.io/job-completion-index')).toBe('2');
+    expect(labels.get('jobset.sigs.k8s.io/coordinator')).toBe('train-driver-0-0.train');
+    expect(labels.get('jobset.sigs.k8s.io/jobset-name')).toBe('train');
+    expect(labels.get('note')).toBe('say "hi"\n');
+    expect(labels.size).toBe(4);
   });
 });

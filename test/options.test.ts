@@ -1,9 +1,9 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULT_PORT, type WaitForPeersOptions } from '../src/index.js';
-import { parseDuration, resolveConfig } from '../src/internals.js';
+import { parseDuration, peerFqdn, peerHostname, resolveConfig } from '../src/internals.js';
 import { formatDuration } from '../src/settings.js';
 
 let hostsPath: string;
@@ -212,5 +212,203 @@ describe('formatDuration', () => {
     ]);
     for (const ms of [600_000, 90_000, 1500, 3_600_000, 1, 61_000])
       expect(parseDuration(formatDuration(ms))).toBe(ms);
+  });
+});
+
+describe('resolveConfig in a JobSet', () => {
+  // JobSet "train": driver (1 child Job of 1 pod), workers (2 child Jobs of 4 pods); this pod is
+  // train-workers-1-2 under JobSet's default subdomain, the JobSet name.
+  let jsHosts: string;
+  let labels: string;
+  let labelsOne: string;
+  let labelsCoord: string;
+  const LABELS_TWO = [
+    'batch.kubernetes.io/job-completion-index="2"',
+    'jobset.sigs.k8s.io/jobset-name="train"',
+    'jobset.sigs.k8s.io/jobset-uid="6f1c0d1e-uid"',
+    'jobset.sigs.k8s.io/restart-attempt="1"',
+    'jobset.sigs.k8s.io/replicatedjob-name="workers"',
+    'jobset.sigs.k8s.io/replicatedjob-replicas="2"',
+    'jobset.sigs.k8s.io/global-replicas="3"',
+    'jobset.sigs.k8s.io/job-index="1"',
+    'jobset.sigs.k8s.io/job-global-index="2"',
+  ];
+  beforeAll(async () => {
+    jsHosts = join(dir, 'hosts-jobset');
+    await writeFile(
+      jsHosts,
+      '127.0.0.1 localhost\n10.244.2.9\ttrain-workers-1-2.train.ml.svc.cluster.local\ttrain-workers-1-2\n',
+    );
+    labels = join(dir, 'labels-two');
+    await writeFile(labels, `${LABELS_TWO.join('\n')}\n`);
+    labelsOne = join(dir, 'labels-one');
+    await writeFile(
+      labelsOne,
+      `${LABELS_TWO.map((l) => l.replace(/global-replicas="3"/, 'global-replicas="2"').replace(/job-global-index="2"/, 'job-global-index="1"')).join('\n')}\n`,
+    );
+    labelsCoord = join(dir, 'labels-coord');
+    await writeFile(
+      labelsCoord,
+      `${LABELS_TWO.join('\n')}\njobset.sigs.k8s.io/coordinator="train-workers-1-0.train"\n`,
+    );
+  });
+  const pod = (extra: WaitForPeersOptions = {}): WaitForPeersOptions => ({
+    hostsPath: jsHosts,
+    resolvConfPath,
+    hostname: 'train-workers-1-2',
+    labelsPath: join(dir, 'no-labels'),
+    env: { JOB_COMPLETION_INDEX: '2' },
+    ...extra,
+  });
+
+  it('one replicated job: needs only the pods per child Job when the labels file is mounted', async () => {
+    const c = await resolveConfig(pod({ labelsPath: labelsOne, env: { KUBEPEERS_PODS_PER_JOB: '4' } }));
+    expect(c).toMatchObject({
+      index: 6,
+      size: 8,
+      jobName: 'train',
+      subdomain: 'train',
+      namespace: 'ml',
+      replicatedJobs: [{ name: 'workers', replicas: 2, podsPerJob: 4 }],
+      jobSetCoordinator: 0,
+      runId: '6f1c0d1e-uid/1',
+      selfAddress: '10.244.2.9',
+    });
+    expect(peerFqdn(c, 0)).toBe('train-workers-0-0.train.ml.svc.cluster.local');
+    expect(peerHostname(c, c.index)).toBe('train-workers-1-2');
+    // The completion index comes from the labels file too when the env has none.
+    expect(await resolveConfig(pod({ labelsPath: labelsOne, env: {}, podsPerJob: 4 }))).toMatchObject({
+      index: 6,
+    });
+  });
+
+  it('several replicated jobs: ranks count through them in spec order', async () => {
+    const c = await resolveConfig(
+      pod({ labelsPath: labels, env: { KUBEPEERS_REPLICATED_JOBS: 'driver:1x1,workers:2x4' } }),
+    );
+    expect(c).toMatchObject({ index: 7, size: 9, jobName: 'train' });
+    expect(peerHostname(c, 0)).toBe('train-driver-0-0');
+    // A list in the library, and pods per job for the entries that do not say.
+    const d = await resolveConfig(
+      pod({
+        labelsPath: labels,
+        podsPerJob: 4,
+        replicatedJobs: [
+          { name: 'driver', replicas: 1, podsPerJob: 1 },
+          { name: 'workers', replicas: 2 } as never,
+        ],
+      }),
+    );
+    expect(d).toMatchObject({ index: 7, size: 9 });
+  });
+
+  it('works out a JobSet from the hostname, /etc/hosts and the layout without a labels file', async () => {
+    const c = await resolveConfig(pod({ replicatedJobs: 'driver:1x1,workers:2x4' }));
+    expect(c).toMatchObject({ index: 7, size: 9, jobName: 'train', subdomain: 'train', runId: '' });
+    // A JobSet name with dashes and digits, named explicitly, under a custom subdomain.
+    const e = await resolveConfig(
+      pod({
+        hostname: 'llm-7b-workers-1-2',
+        hostsPath: bareHosts,
+        subdomain: 'svc',
+        jobSetName: 'llm-7b',
+        replicatedJobs: 'workers:2x4',
+      }),
+    );
+    expect(e).toMatchObject({ index: 6, size: 8, jobName: 'llm-7b', subdomain: 'svc', namespace: 'ml' });
+    // No labels, no subdomain: the JobSet name is the subdomain JobSet defaults to.
+    const f = await resolveConfig(
+      pod({ hostsPath: bareHosts, hostname: 'llm-7b-workers-1-2', replicatedJobs: 'workers:2x4' }),
+    );
+    expect(f).toMatchObject({ jobName: 'llm-7b', subdomain: 'llm-7b' });
+  });
+
+  it('honours jobset.sigs.k8s.io/coordinator: that pod is rank 0, the others keep their order', async () => {
+    const layout = { replicatedJobs: 'driver:1x1,workers:2x4' };
+    const c = await resolveConfig(pod({ labelsPath: labelsCoord, ...layout }));
+    expect(c).toMatchObject({ index: 7, jobSetCoordinator: 5 });
+    expect(peerHostname(c, 0)).toBe('train-workers-1-0');
+    expect(peerHostname(c, 1)).toBe('train-driver-0-0');
+    // The coordinator pod itself, with its own labels.
+    const own = join(dir, 'labels-coord-0');
+    await writeFile(
+      own,
+      (await readFile(labelsCoord, 'utf8')).replace('job-completion-index="2"', 'job-completion-index="0"'),
+    );
+    const first = await resolveConfig(
+      pod({ labelsPath: own, hostname: 'train-workers-1-0', env: { JOB_COMPLETION_INDEX: '0' }, ...layout }),
+    );
+    expect(first).toMatchObject({ index: 0, size: 9 });
+    // The env and the labels file disagree on the completion index.
+    const wrong = await configError(
+      pod({
+        labelsPath: labelsCoord,
+        hostname: 'train-workers-1-0',
+        env: { JOB_COMPLETION_INDEX: '0' },
+        ...layout,
+      }),
+    );
+    expect(wrong.message).toBe(
+      `index is "0" (from env JOB_COMPLETION_INDEX); expected the completion index "2" that ${labelsCoord} (label batch.kubernetes.io/job-completion-index) says`,
+    );
+  });
+
+  it('refuses what contradicts itself, naming both values and where each came from', async () => {
+    const order = await configError(pod({ labelsPath: labels, replicatedJobs: 'workers:2x4,driver:1x1' }));
+    expect(order.message).toContain('job-global-index) is "2", this order makes it 1');
+    const more = await configError(pod({ labelsPath: labels, podsPerJob: 4 }));
+    expect(more.message).toContain('has 3 child Jobs');
+    expect(more.message).toContain('only 2');
+    const replicas = await configError(pod({ labelsPath: labels, replicatedJobs: 'driver:1x1,workers:3x4' }));
+    expect(replicas.message).toContain('2 replicas for "workers"');
+    const size = await configError(
+      pod({ labelsPath: labelsOne, podsPerJob: 4, env: { JOB_COMPLETION_INDEX: '2', KUBEPEERS_SIZE: '9' } }),
+    );
+    expect(size).toMatchObject({ setting: 'size', source: 'env KUBEPEERS_SIZE', value: '9' });
+    expect(size.message).toContain('workers:2x4');
+    const beyond = await configError(pod({ replicatedJobs: 'workers:2x2' }));
+    expect(beyond).toMatchObject({ setting: 'hostname', value: 'train-workers-1-2' });
+    const name = await configError(pod({ labelsPath: labels, jobSetName: 'other', podsPerJob: 4 }));
+    expect(name.message).toContain('says is "train"');
+    const job = await configError(pod({ labelsPath: labelsOne, podsPerJob: 4, jobName: 'train-workers-1' }));
+    expect(job).toMatchObject({ setting: 'jobName' });
+    const noPods = await configError(pod({ labelsPath: labelsOne }));
+    expect(noPods).toMatchObject({
+      setting: 'podsPerJob',
+      source: 'option podsPerJob or env KUBEPEERS_PODS_PER_JOB',
+    });
+    const noReplicas = await configError(pod({ podsPerJob: 4 }));
+    expect(noReplicas.message).toContain('the replicas of replicated job "workers"');
+    const unknown = await configError(pod({ hostsPath: bareHosts, replicatedJobs: 'evaluator:1x1' }));
+    expect(unknown).toMatchObject({ setting: 'jobSetName' });
+  });
+
+  it('says what a layout looks like', async () => {
+    for (const bad of [
+      'workers',
+      'workers:2',
+      'workers:0x4',
+      'Workers:2x4',
+      'workers:2x4,workers:1x1',
+      ',',
+    ]) {
+      const err = await configError(pod({ replicatedJobs: bad }));
+      expect(err).toMatchObject({ setting: 'replicatedJobs', source: 'option replicatedJobs', value: bad });
+      expect(err.message).toContain('name:REPLICASxPODS');
+    }
+    const coord = join(dir, 'labels-bad-coord');
+    await writeFile(
+      coord,
+      `${LABELS_TWO.join('\n')}\njobset.sigs.k8s.io/coordinator="train-workers-5-0.train"\n`,
+    );
+    const err = await configError(pod({ labelsPath: coord, replicatedJobs: 'driver:1x1,workers:2x4' }));
+    expect(err).toMatchObject({ setting: 'coordinator', value: 'train-workers-5-0.train' });
+    const sub = join(dir, 'labels-other-sub');
+    await writeFile(
+      sub,
+      `${LABELS_TWO.join('\n')}\njobset.sigs.k8s.io/coordinator="train-driver-0-0.other"\n`,
+    );
+    const err2 = await configError(pod({ labelsPath: sub, replicatedJobs: 'driver:1x1,workers:2x4' }));
+    expect(err2.message).toContain('a pod of subdomain "train"');
   });
 });

@@ -7,7 +7,14 @@ import { createRequire } from 'node:module';
 import { PROTOCOL_VERSION } from '../core/wire.js';
 import { ENV_FORMATS } from '../outputs.js';
 import type { WaitForPeersOptions } from '../options.js';
-import { AUTO_MESH_MAX_SIZE, DEFAULT_POLL_TEXT, DEFAULTS, ENV, formatDuration } from '../settings.js';
+import {
+  AUTO_MESH_MAX_SIZE,
+  DEFAULT_LABELS_PATH,
+  DEFAULT_POLL_TEXT,
+  DEFAULTS,
+  ENV,
+  formatDuration,
+} from '../settings.js';
 
 type Kind = 'string' | 'int' | 'duration' | 'bool' | 'list';
 /** Where kubelet reads a container's termination message. */
@@ -31,7 +38,7 @@ export const FLAGS: Flag[] = [
     name: 'size',
     env: ENV.size,
     kind: 'int',
-    help: 'number of pods (the Job completions); required',
+    help: 'number of pods (the Job completions); required but in a JobSet',
     library: 'size',
   },
   { name: 'index', env: ENV.index, kind: 'int', help: "this pod's completion index", library: 'index' },
@@ -42,6 +49,37 @@ export const FLAGS: Flag[] = [
     default: 'from hostname <job>-<index>',
     help: 'Job name',
     library: 'jobName',
+  },
+  {
+    name: 'jobset-name',
+    env: ENV.jobSetName,
+    kind: 'string',
+    default: 'labels file, else from hostname',
+    help: 'JobSet name (makes this a JobSet pod)',
+    library: 'jobSetName',
+  },
+  {
+    name: 'replicated-jobs',
+    env: ENV.replicatedJobs,
+    kind: 'string',
+    default: "this pod's, replicas from labels file",
+    help: 'JobSet replicated jobs in spec order: name:REPLICASxPODS,...',
+    library: 'replicatedJobs',
+  },
+  {
+    name: 'pods-per-job',
+    env: ENV.podsPerJob,
+    kind: 'int',
+    help: 'JobSet: pods per child Job where --replicated-jobs does not say',
+    library: 'podsPerJob',
+  },
+  {
+    name: 'labels-file',
+    env: ENV.labelsPath,
+    kind: 'string',
+    default: DEFAULT_LABELS_PATH,
+    help: 'downward API file of pod labels (read if present)',
+    library: 'labelsPath',
   },
   {
     name: 'subdomain',
