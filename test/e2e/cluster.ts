@@ -11,7 +11,13 @@
  *   the UTS hostname `<job>-<i>`, env `JOB_COMPLETION_INDEX`; the pod's program runs as nobody with no
  *   capabilities, from a read-only copy of the package ("the image");
  * - Ready = the pod's A record and its entry in the Service's A set are added by RFC 2136 dynamic update
- *   (and removed when it is not Ready), standing in for EndpointSlices -> CoreDNS.
+ *   (and removed when it is not Ready), standing in for EndpointSlices -> CoreDNS. With
+ *   `publishNotReadyAddresses` (what JobSet and LeaderWorkerSet ask of their Services) the records are
+ *   added when the pod is created, before its program starts, and a killed (terminating) pod stays listed;
+ * - with `jobSet`, a JobSet-shaped run: pods `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>` under the
+ *   subdomain JobSet picks, `JOB_COMPLETION_INDEX` = the pod index in its child Job, and the labels JobSet
+ *   puts on its pods in a downward-API-format labels file (its path in env `KUBEPEERS_LABELS_FILE`: the
+ *   box has no mount namespace per pod to put it at /etc/podinfo/labels).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile, chmod } from 'node:fs/promises';
@@ -27,8 +33,32 @@ const BRIDGE_MAC = '02:00:0a:f4:00:01';
 const PREFIX = 'kpbox';
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 
+/** A JobSet-shaped run in the box (see {@link BoxOptions.jobSet}). */
+export interface BoxJobSet {
+  /** `metadata.name`. */
+  name: string;
+  /** `spec.network.subdomain`. Default: the JobSet name, as JobSet does. */
+  subdomain?: string;
+  /** `spec.replicatedJobs` in order: name, replicas (child Jobs) and pods per child Job. */
+  replicatedJobs: { name: string; replicas: number; podsPerJob: number }[];
+  /** `spec.coordinator`: adds the `jobset.sigs.k8s.io/coordinator` label. Default: none. */
+  coordinator?: { replicatedJob: string; jobIndex: number; podIndex: number };
+}
+
 export interface BoxOptions {
   job?: string;
+  /**
+   * Run a JobSet: pod `index` (0..size-1) is the `index`-th pod counting through the replicated jobs in
+   * order, then job index, then pod index; `job` and `svc` default to its name and subdomain. Default: an
+   * Indexed Job `<job>-<index>`.
+   */
+  jobSet?: BoxJobSet;
+  /**
+   * The Service publishes not-ready addresses: a pod's records appear when it is created (before its
+   * program runs) and stay while it is killed (a terminating pod); `replace` swaps them for the new pod's.
+   * Default: false (records follow markReady / markNotReady).
+   */
+  publishNotReadyAddresses?: boolean;
   svc?: string;
   namespace?: string;
   /** TTL of the records (CoreDNS: 5). */
@@ -93,6 +123,8 @@ export class ClusterInABox {
   private slot = 0;
   private controlSession: KnotControlSession | undefined;
   private readonly namespaces: string[] = [];
+  readonly jobSet: BoxJobSet | undefined;
+  readonly publishNotReadyAddresses: boolean;
 
   private constructor(
     readonly id: string,
@@ -102,8 +134,10 @@ export class ClusterInABox {
     readonly cache: Unbound | undefined,
     options: BoxOptions,
   ) {
-    this.job = options.job ?? 'example-job';
-    this.svc = options.svc ?? 'headless-svc';
+    this.jobSet = options.jobSet;
+    this.publishNotReadyAddresses = options.publishNotReadyAddresses ?? false;
+    this.job = options.job ?? options.jobSet?.name ?? 'example-job';
+    this.svc = options.svc ?? options.jobSet?.subdomain ?? options.jobSet?.name ?? 'headless-svc';
     this.namespace = options.namespace ?? 'default';
     this.node = `${id}-node`;
   }
@@ -158,6 +192,57 @@ export class ClusterInABox {
   /** The node namespace's DNS server address, as pods see it in resolv.conf. */
   get dnsAddress(): string {
     return NODE_IP;
+  }
+
+  /** Where pod `index` sits in the JobSet: its replicated job, job index and pod index. */
+  jobSetPosition(index: number): { replicatedJob: string; jobIndex: number; podIndex: number } {
+    let k = index;
+    for (const r of this.jobSet?.replicatedJobs ?? []) {
+      if (k < r.replicas * r.podsPerJob)
+        return { replicatedJob: r.name, jobIndex: Math.floor(k / r.podsPerJob), podIndex: k % r.podsPerJob };
+      k -= r.replicas * r.podsPerJob;
+    }
+    throw new Error(`cluster in a box: the JobSet has no pod ${index}`);
+  }
+
+  /** Pod `index`'s hostname: `<job>-<index>`, or `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>`. */
+  hostnameOf(index: number): string {
+    if (!this.jobSet) return `${this.job}-${index}`;
+    const p = this.jobSetPosition(index);
+    return `${this.jobSet.name}-${p.replicatedJob}-${p.jobIndex}-${p.podIndex}`;
+  }
+
+  /** The labels JobSet puts on pod `index`, as a downward API labels file writes them. */
+  private jobSetLabels(index: number): string {
+    const js = this.jobSet!;
+    const p = this.jobSetPosition(index);
+    let before = 0;
+    for (const r of js.replicatedJobs) {
+      if (r.name === p.replicatedJob) break;
+      before += r.replicas;
+    }
+    const own = js.replicatedJobs.find((r) => r.name === p.replicatedJob)!;
+    const labels: Record<string, string> = {
+      'batch.kubernetes.io/job-completion-index': String(p.podIndex),
+      'jobset.sigs.k8s.io/global-replicas': String(js.replicatedJobs.reduce((n, r) => n + r.replicas, 0)),
+      'jobset.sigs.k8s.io/job-global-index': String(before + p.jobIndex),
+      'jobset.sigs.k8s.io/job-index': String(p.jobIndex),
+      'jobset.sigs.k8s.io/jobset-name': js.name,
+      'jobset.sigs.k8s.io/jobset-uid': `${this.id}-uid`,
+      'jobset.sigs.k8s.io/replicatedjob-name': p.replicatedJob,
+      'jobset.sigs.k8s.io/replicatedjob-replicas': String(own.replicas),
+      'jobset.sigs.k8s.io/restart-attempt': '0',
+    };
+    if (js.coordinator) {
+      const c = js.coordinator;
+      labels['jobset.sigs.k8s.io/coordinator'] =
+        `${js.name}-${c.replicatedJob}-${c.jobIndex}-${c.podIndex}.${this.svc}`;
+    }
+    // kubelet writes `key="value"` lines sorted by key, the value quoted as Go's %q.
+    return Object.keys(labels)
+      .sort()
+      .map((k) => `${k}=${JSON.stringify(labels[k])}`)
+      .join('\n');
   }
 
   private nextAddress(): { ip: string; mac: string; slot: number } {
@@ -226,7 +311,7 @@ export class ClusterInABox {
     const prepared: PreparedPod[] = [];
     for (const p of planned) {
       const ns = netnsOf(p);
-      const hostname = `${this.job}-${p.index}`;
+      const hostname = this.hostnameOf(p.index);
       const fqdn = `${hostname}.${this.svc}.${this.namespace}.svc.cluster.local`;
       const etc = join('/etc/netns', ns);
       await mkdir(etc, { recursive: true });
@@ -236,7 +321,19 @@ export class ClusterInABox {
         join(etc, 'resolv.conf'),
         `search ${this.namespace}.svc.cluster.local svc.cluster.local cluster.local\nnameserver ${NODE_IP}\noptions ndots:5\n`,
       );
+      if (this.jobSet) {
+        const podinfo = join(this.dir, 'podinfo', ns);
+        await mkdir(podinfo, { recursive: true, mode: 0o755 });
+        await writeFile(join(podinfo, 'labels'), this.jobSetLabels(p.index), { mode: 0o644 });
+        await chmod(join(this.dir, 'podinfo'), 0o755);
+      }
       prepared.push({ index: p.index, ip: p.ip, netns: ns, hostname });
+    }
+    if (this.publishNotReadyAddresses) {
+      // Endpoints with publishNotReadyAddresses: listed as soon as the pod has an address.
+      await this.knot.update(
+        prepared.flatMap((p) => podRecords('add', p.hostname, this.svc, this.namespace, p.ip)),
+      );
     }
     return prepared;
   }
@@ -270,7 +367,8 @@ export class ClusterInABox {
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin',
           HOME: '/nonexistent',
-          JOB_COMPLETION_INDEX: String(index),
+          JOB_COMPLETION_INDEX: String(this.jobSet ? this.jobSetPosition(index).podIndex : index),
+          ...(this.jobSet ? { KUBEPEERS_LABELS_FILE: join(this.dir, 'podinfo', netns, 'labels') } : {}),
           ...spec.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -292,6 +390,7 @@ export class ClusterInABox {
     };
     child.stdout!.on('data', (d: Buffer) => (pod.stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (pod.stderr += d.toString()));
+    if (this.publishNotReadyAddresses) pod.ready = true; // listed: markNotReady withdraws it
     this.pods.set(index, pod);
     return pod;
   }
@@ -349,7 +448,8 @@ export class ClusterInABox {
   /** Kills a pod's program (SIGKILL by default), withdraws its records and deletes its namespace. */
   async kill(index: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const pod = this.pod(index);
-    await this.markNotReady(index);
+    // A terminating pod stays listed where the Service publishes not-ready addresses.
+    if (!this.publishNotReadyAddresses) await this.markNotReady(index);
     pod.process.kill(signal);
     await pod.exited;
     await deleteNamespace(pod.netns);
@@ -358,6 +458,8 @@ export class ClusterInABox {
   /** Kills pod `index` and starts its replacement: same hostname, new address, new namespace. */
   async replace(index: number, spec: PodSpec): Promise<Pod> {
     await this.kill(index);
+    // The old pod is gone at last: its records go (they stayed while it terminated).
+    if (this.publishNotReadyAddresses) await this.markNotReady(index);
     const [pod] = await this.startPods([index], spec);
     return pod!;
   }

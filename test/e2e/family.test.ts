@@ -1,0 +1,197 @@
+/**
+ * End-to-end: the Kubernetes job family around Indexed Jobs in the cluster in a box. A JobSet-shaped run
+ * (two replicated jobs of two child Jobs each) whose pods learn everything from their hostname,
+ * /etc/hosts, the downward API labels file and one option (the replicated jobs' sizes), with the Service
+ * publishing records at Ready, and with publishNotReadyAddresses (records at pod creation), as JobSet
+ * creates it.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { run } from '../helpers/knot.js';
+import { ClusterInABox, type BoxJobSet, type Pod, type PodSpec } from './cluster.js';
+
+let box: ClusterInABox | undefined;
+
+afterEach(async () => {
+  if (!box) return;
+  const b = box;
+  box = undefined;
+  await b.destroy();
+  expect(await b.leftovers()).toEqual([]);
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** driver: 2 child Jobs of 2 pods, workers: 2 child Jobs of 3 pods (10 pods). */
+const LAYOUT = 'driver:2x2,workers:2x3';
+const jobSet = (extra: Partial<BoxJobSet> = {}): BoxJobSet => ({
+  name: 'train',
+  replicatedJobs: [
+    { name: 'driver', replicas: 2, podsPerJob: 2 },
+    { name: 'workers', replicas: 2, podsPerJob: 3 },
+  ],
+  ...extra,
+});
+const SIZE = 10;
+
+/** `kubepeers wait -- node workload.mjs` with the one option Kubernetes cannot give, nothing else. */
+function workload(env: Record<string, string> = {}): PodSpec {
+  const node = process.execPath;
+  return {
+    command: [
+      node,
+      'node_modules/kubepeers/dist/bin.js',
+      'wait',
+      '--',
+      node,
+      'example-workload/workload.mjs',
+    ],
+    env: { KUBEPEERS_REPLICATED_JOBS: LAYOUT, ...env },
+  };
+}
+
+/** What a pod printed: its rank, the coordinator, and each peer reached (fqdn -> ip by rank). */
+function report(pod: Pod): { rank: number; coordinator: string; reached: Map<number, [string, string]> } {
+  const released = /^pod (\d+) of (\d+) released after \d+ ms; coordinator (\S+)$/m.exec(pod.stdout);
+  expect(released, `pod ${pod.hostname} stdout:\n${pod.stdout}\nstderr:\n${pod.stderr}`).not.toBeNull();
+  expect(Number(released![2])).toBe(SIZE);
+  const reached = new Map<number, [string, string]>();
+  for (const m of pod.stdout.matchAll(/^reached (\S+) \(index (\d+)\) at ([\d.]+):\d+$/gm))
+    reached.set(Number(m[2]), [m[1]!, m[3]!]);
+  return { rank: Number(released![1]), coordinator: released![3]!, reached };
+}
+
+/**
+ * Every pod released with the whole JobSet: ranks 0..SIZE-1 each once, every peer reached at the address
+ * of the pod with that name, the same coordinator everywhere, and torch's env agreeing with it.
+ */
+function expectJobSetReleased(b: ClusterInABox, pods: Pod[], coordinatorHost: string): Map<string, number> {
+  const byHost = new Map(pods.map((p) => [p.hostname, p]));
+  const rankOf = new Map<string, number>();
+  const fqdn = (host: string): string => `${host}.${b.svc}.${b.namespace}.svc.cluster.local`;
+  for (const pod of pods) {
+    const r = report(pod);
+    rankOf.set(pod.hostname, r.rank);
+    expect(r.coordinator).toBe(fqdn(coordinatorHost));
+    expect(r.reached.size).toBe(SIZE - 1);
+    for (const [, [name, ip]] of r.reached) {
+      const host = name.split('.')[0]!;
+      expect(name).toBe(fqdn(host));
+      expect(ip, `${pod.hostname} reached ${name}`).toBe(byHost.get(host)!.ip);
+    }
+    expect(pod.stdout).toContain(
+      `torch: MASTER_ADDR=${fqdn(coordinatorHost)} RANK=${r.rank} WORLD_SIZE=${SIZE}`,
+    );
+  }
+  expect([...rankOf.values()].sort((x, y) => x - y)).toEqual([...Array(SIZE).keys()]);
+  // Every pod agrees on who is who.
+  for (const pod of pods)
+    for (const [rank, [name]] of report(pod).reached) expect(rankOf.get(name.split('.')[0]!)).toBe(rank);
+  expect(rankOf.get(coordinatorHost)).toBe(0);
+  return rankOf;
+}
+
+describe('JobSet in the box', () => {
+  it('two replicated jobs of two child Jobs each, records at Ready: ranks in spec order, all released', async () => {
+    box = await ClusterInABox.create({ jobSet: jobSet() });
+    expect(box.svc).toBe('train'); // JobSet's default subdomain: its name
+    const pods = await box.startPods([...Array(SIZE).keys()], workload());
+    expect(pods.map((p) => p.hostname)).toEqual([
+      'train-driver-0-0',
+      'train-driver-0-1',
+      'train-driver-1-0',
+      'train-driver-1-1',
+      'train-workers-0-0',
+      'train-workers-0-1',
+      'train-workers-0-2',
+      'train-workers-1-0',
+      'train-workers-1-1',
+      'train-workers-1-2',
+    ]);
+    // Ready in reverse order, the coordinator last: nobody is released before it.
+    for (let i = SIZE - 1; i >= 0; i--) {
+      await box.markReady(i);
+      await sleep(100);
+    }
+    const exits = await Promise.all(pods.map((p) => p.exited));
+    expect(exits.map((e) => e.code)).toEqual(pods.map(() => 0));
+    const rankOf = expectJobSetReleased(box, pods, 'train-driver-0-0');
+    // No coordinator in the spec: rank = place in spec order, job index, pod index.
+    for (const p of pods) expect(rankOf.get(p.hostname)).toBe(p.index);
+    for (const p of pods)
+      expect(p.stderr).toContain(`kubepeers: released: pod ${rankOf.get(p.hostname)} of ${SIZE} `);
+  });
+
+  it('publishNotReadyAddresses: names resolve before programs run; only the handshake releases; spec.coordinator is rank 0', async () => {
+    box = await ClusterInABox.create({
+      jobSet: jobSet({
+        subdomain: 'mesh',
+        coordinator: { replicatedJob: 'workers', jobIndex: 1, podIndex: 0 },
+      }),
+      publishNotReadyAddresses: true,
+    });
+    const prepared = await box.preparePods([...Array(SIZE).keys()]);
+    // Every name and the Service's whole set resolve already, though no program runs anywhere.
+    const late = prepared.find((p) => p.hostname === 'train-workers-1-2')!;
+    const answer = await run('ip', [
+      'netns',
+      'exec',
+      prepared[0]!.netns,
+      'kdig',
+      '+short',
+      `@${box.dnsAddress}`,
+      `${late.hostname}.mesh.default.svc.cluster.local`,
+      'A',
+    ]);
+    expect(answer.trim()).toBe(late.ip);
+    const service = await run('ip', [
+      'netns',
+      'exec',
+      prepared[0]!.netns,
+      'kdig',
+      '+short',
+      `@${box.dnsAddress}`,
+      'mesh.default.svc.cluster.local',
+      'A',
+    ]);
+    expect(service.trim().split('\n').sort()).toEqual(prepared.map((p) => p.ip).sort());
+
+    // All but two pods start; the two (one of them the coordinator) come 2 s later.
+    const coordinator = prepared.find((p) => p.hostname === 'train-workers-1-0')!;
+    const first = box.launchPods(
+      prepared.filter((p) => p !== coordinator && p !== late),
+      workload(),
+    );
+    await sleep(2000);
+    for (const p of first) expect(p.process.exitCode, `${p.hostname}: ${p.stderr}`).toBeNull();
+    expect(first.some((p) => /released/.test(p.stdout))).toBe(false);
+    const rest = box.launchPods([coordinator, late], workload());
+    const pods = [...first, ...rest];
+    const exits = await Promise.all(pods.map((p) => p.exited));
+    expect(exits.map((e) => e.code)).toEqual(pods.map(() => 0));
+    const rankOf = expectJobSetReleased(box, pods, 'train-workers-1-0');
+    // The coordinator moved to the front; the others kept their order.
+    expect(rankOf.get('train-driver-0-0')).toBe(1);
+    expect(rankOf.get('train-workers-0-2')).toBe(7);
+    expect(rankOf.get('train-workers-1-1')).toBe(8);
+  });
+
+  it('publishNotReadyAddresses: a killed pod stays listed, its replacement at a new address is the one released', async () => {
+    box = await ClusterInABox.create({ jobSet: jobSet(), publishNotReadyAddresses: true });
+    const pods = await box.startPods(
+      [...Array(SIZE).keys()].filter((i) => i !== 6),
+      workload(),
+    );
+    // Pod 6 (train-workers-0-2) starts and is killed at once: a terminating pod still listed.
+    await box.startPods([6], { command: ['sleep', '30'] });
+    const old = box.pod(6).ip;
+    await box.kill(6);
+    await sleep(1000);
+    for (const p of pods) expect(p.process.exitCode, `${p.hostname}: ${p.stderr}`).toBeNull();
+    const replacement = await box.replace(6, workload());
+    expect(replacement.ip).not.toBe(old);
+    const all = [...pods, replacement];
+    const exits = await Promise.all(all.map((p) => p.exited));
+    expect(exits.map((e) => e.code)).toEqual(all.map(() => 0));
+    expectJobSetReleased(box, all, 'train-driver-0-0');
+  });
+});
