@@ -20,6 +20,7 @@ import {
   isDnsLabel,
   isDnsName,
   jobSetPlace,
+  peerHostname,
   rankOfPlace,
   layoutSize,
   parseHosts,
@@ -64,13 +65,17 @@ export interface Progress {
 export interface WaitForPeersOptions {
   /**
    * This pod's completion index (in a JobSet: in its child Job). Default: env `JOB_COMPLETION_INDEX`, else
-   * the `batch.kubernetes.io/job-completion-index` label of the labels file.
+   * the `batch.kubernetes.io/job-completion-index` label of the labels file, else env `PET_NODE_RANK`.
    */
   index?: number;
   /**
    * Number of pods in the job (`completions`). Default: env `KUBEPEERS_SIZE`. Required one way or the
-   * other for an Indexed Job: Kubernetes does not tell a pod. In a JobSet it is the layout's total and
-   * need not be set (when set, it must agree).
+   * other for an Indexed Job (else env `PET_NNODES`): Kubernetes does not tell a pod. In a JobSet it is
+   * the layout's total and need not be set (when set, it must agree).
+   *
+   * Kubeflow Trainer v2: when env `PET_NNODES`, `PET_NODE_RANK` and `PET_MASTER_ADDR` are all set (its
+   * torch runtime sets them), they are taken as size, rank and coordinator, and a size, rank or rank-0
+   * pod that kubepeers works out otherwise and that differs is refused, naming both values.
    */
   size?: number;
   /**
@@ -367,6 +372,41 @@ export function parseNameserver(text: string, source: string): Nameserver {
   return { address, port };
 }
 
+/** What Kubeflow Trainer v2 tells a node of a TrainJob (its torch runtime sets these env variables). */
+interface TrainerEnv {
+  nodes: number;
+  nodesSource: string;
+  rank: number;
+  rankSource: string;
+  master: string;
+  masterSource: string;
+}
+
+/** The Trainer's `PET_NNODES`, `PET_NODE_RANK` and `PET_MASTER_ADDR` when all three are set, checked. */
+function trainerEnv(env: Readonly<Record<string, string | undefined>>): TrainerEnv | undefined {
+  const [nodes, rank, master] = [env.PET_NNODES, env.PET_NODE_RANK, env.PET_MASTER_ADDR];
+  if (!nodes || !rank || !master) return undefined;
+  const from = (name: string): string => `env ${name} (Kubeflow Trainer)`;
+  const n = integer('PET_NNODES', { value: nodes, source: from('PET_NNODES') }, 1, MAX_SIZE);
+  const r = integer('PET_NODE_RANK', { value: rank, source: from('PET_NODE_RANK') }, 0, n - 1);
+  if (!isDnsName(master.toLowerCase().replace(/\.$/, ''))) {
+    throw new ConfigError(
+      'PET_MASTER_ADDR',
+      from('PET_MASTER_ADDR'),
+      master,
+      'a pod DNS name such as <trainjob>-node-0-0.<trainjob>',
+    );
+  }
+  return {
+    nodes: n,
+    nodesSource: from('PET_NNODES'),
+    rank: r,
+    rankSource: from('PET_NODE_RANK'),
+    master,
+    masterSource: from('PET_MASTER_ADDR'),
+  };
+}
+
 /** What a JobSet pod works out about its run. */
 interface JobSetIdentity {
   name: string;
@@ -453,6 +493,7 @@ function resolveJobSet(
   hostname: string,
   hostnameSource: string,
   subdomainHint: Sourced<unknown> | undefined,
+  trainer: TrainerEnv | undefined,
 ): JobSetIdentity | undefined {
   const fromLabel = (key: string): Sourced<unknown> | undefined => {
     const v = labels.get(key);
@@ -625,7 +666,8 @@ function resolveJobSet(
         `the replicas of replicated job "${rj}" (label ${JOBSET_LABELS.replicas}), or every replicated job as "name:REPLICASxPODS"`,
       );
     }
-    if (globalReplicas !== undefined && globalReplicas !== replicasLabel) {
+    // Kubeflow Trainer's JobSet has initializer jobs beside its nodes: PET_NNODES says who trains.
+    if (globalReplicas !== undefined && globalReplicas !== replicasLabel && !trainer) {
       throw new ConfigError(
         'replicatedJobs',
         `option replicatedJobs or env ${ENV.replicatedJobs}`,
@@ -633,7 +675,10 @@ function resolveJobSet(
         `the replicated jobs of the barrier as "name:REPLICASxPODS" in spec order: JobSet "${name}" has ${globalReplicas} child Jobs (${globalSrc!.source}), replicated job "${rj}" only ${replicasLabel}`,
       );
     }
-    if (podsPerJob === undefined) {
+    const pods =
+      podsPerJob ??
+      (trainer && trainer.nodes % replicasLabel === 0 ? trainer.nodes / replicasLabel : undefined);
+    if (pods === undefined) {
       throw new ConfigError(
         'podsPerJob',
         `option podsPerJob or env ${ENV.podsPerJob}`,
@@ -641,7 +686,7 @@ function resolveJobSet(
         `the pods per child Job of replicated job "${rj}" (its completions); Kubernetes does not expose it to pods`,
       );
     }
-    layout = [{ name: rj, replicas: replicasLabel, podsPerJob }];
+    layout = [{ name: rj, replicas: replicasLabel, podsPerJob: pods }];
   }
   for (const r of layout) {
     const longest = `${name}-${r.name}-${r.replicas - 1}-${r.podsPerJob - 1}`;
@@ -756,6 +801,7 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     pick(options, 'subdomain', env) ??
     (hosts?.subdomain ? { value: hosts.subdomain, source: `${hostsPath} (pod FQDN)` } : undefined);
 
+  const trainer = trainerEnv(env);
   const jobSet = resolveJobSet(
     options,
     env,
@@ -764,18 +810,26 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     hostname,
     hostnameSrc.source,
     subdomainGiven,
+    trainer,
   );
 
   let size: number;
   let index: number;
   let jobName: string;
   let jobSrc: Sourced<unknown>;
+  let sizeFrom: string;
+  let indexFrom: string;
   if (jobSet) {
     ({ size, rank: index } = jobSet);
     jobSrc = jobSet.nameSrc;
     jobName = jobSet.name;
+    const layout = jobSet.layout.map((r) => `${r.name}:${r.replicas}x${r.podsPerJob}`).join(',');
+    sizeFrom = `the JobSet's replicated jobs ${layout}`;
+    indexFrom = `the place of ${JSON.stringify(hostname)} in ${layout}`;
   } else {
-    const sizeSrc = pick(options, 'size', env);
+    const sizeSrc =
+      pick(options, 'size', env) ??
+      (trainer ? { value: trainer.nodes, source: trainer.nodesSource } : undefined);
     if (!sizeSrc) {
       throw new ConfigError(
         'size',
@@ -785,8 +839,11 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
       );
     }
     size = integer('size', sizeSrc, 1, MAX_SIZE);
+    sizeFrom = sizeSrc.source;
 
-    const indexSrc = pick(options, 'index', env);
+    const indexSrc =
+      pick(options, 'index', env) ??
+      (trainer ? { value: trainer.rank, source: trainer.rankSource } : undefined);
     if (!indexSrc) {
       throw new ConfigError(
         'index',
@@ -796,6 +853,7 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
       );
     }
     index = integer('index', indexSrc, 0, size - 1);
+    indexFrom = indexSrc.source;
 
     const named = pick(options, 'jobName', env);
     if (named) jobSrc = named;
@@ -841,6 +899,42 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
       jobSet.coordinatorText,
       `a pod of subdomain "${subdomain}" (from ${subdomainSrc.source}), as JobSet writes it: <pod hostname>.<subdomain>`,
     );
+  }
+
+  if (trainer) {
+    // Kubeflow Trainer set them: take them, and refuse to run a barrier that disagrees with them.
+    // Only the hostnames are compared: namespace and domain do not matter to them.
+    const names: JobNames = {
+      jobName,
+      subdomain,
+      namespace: '',
+      clusterDomain: '',
+      ...(jobSet ? { replicatedJobs: jobSet.layout, jobSetCoordinator: jobSet.coordinator } : {}),
+    };
+    if (trainer.nodes !== size)
+      throw new ConfigError(
+        'size',
+        sizeFrom,
+        size,
+        `${trainer.nodes}, the node count in ${trainer.nodesSource}`,
+      );
+    if (trainer.rank !== index)
+      throw new ConfigError(
+        'index',
+        indexFrom,
+        index,
+        `${trainer.rank}, this node's rank in ${trainer.rankSource}`,
+      );
+    const [host, sub] = trainer.master.toLowerCase().replace(/\.$/, '').split('.');
+    const first = peerHostname(names, 0);
+    if (host !== first || (sub !== undefined && sub !== subdomain)) {
+      throw new ConfigError(
+        'coordinator',
+        trainer.masterSource,
+        trainer.master,
+        `the pod that kubepeers finds at rank 0, "${first}.${subdomain}" (its name from ${jobSrc.source}, its subdomain from ${subdomainSrc.source})`,
+      );
+    }
   }
 
   const namespaceSrc =

@@ -412,3 +412,91 @@ describe('resolveConfig in a JobSet', () => {
     expect(err2.message).toContain('a pod of subdomain "train"');
   });
 });
+
+describe('resolveConfig under Kubeflow Trainer v2 (PET_NNODES, PET_NODE_RANK, PET_MASTER_ADDR set)', () => {
+  // A TrainJob "llama" with the torch runtime: a JobSet whose replicated job "node" has one child Job
+  // of PET_NNODES pods, llama-node-0-<i> under subdomain llama; kubepeers is given nothing of its own.
+  let tjHosts: string;
+  let tjLabels: string;
+  beforeAll(async () => {
+    tjHosts = join(dir, 'hosts-trainjob');
+    await writeFile(tjHosts, '10.244.4.3\tllama-node-0-2.llama.ml.svc.cluster.local\tllama-node-0-2\n');
+    tjLabels = join(dir, 'labels-trainjob');
+    // The Trainer's JobSet has an initializer replicated job before "node": 2 child Jobs in all.
+    await writeFile(
+      tjLabels,
+      [
+        'batch.kubernetes.io/job-completion-index="2"',
+        'jobset.sigs.k8s.io/global-replicas="2"',
+        'jobset.sigs.k8s.io/job-global-index="1"',
+        'jobset.sigs.k8s.io/job-index="0"',
+        'jobset.sigs.k8s.io/jobset-name="llama"',
+        'jobset.sigs.k8s.io/replicatedjob-name="node"',
+        'jobset.sigs.k8s.io/replicatedjob-replicas="1"',
+      ].join('\n'),
+    );
+  });
+  const PET = {
+    PET_NNODES: '4',
+    PET_NODE_RANK: '2',
+    PET_MASTER_ADDR: 'llama-node-0-0.llama',
+    PET_MASTER_PORT: '29400',
+  };
+  const node = (env: Record<string, string>, extra: WaitForPeersOptions = {}): WaitForPeersOptions => ({
+    hostsPath: tjHosts,
+    resolvConfPath,
+    hostname: 'llama-node-0-2',
+    labelsPath: join(dir, 'no-labels'),
+    env,
+    ...extra,
+  });
+
+  it('takes size, rank and coordinator from them: zero config without and with the labels file', async () => {
+    // Without the labels file: the child Job llama-node-0 is an Indexed Job of PET_NNODES pods.
+    const c = await resolveConfig(node({ ...PET, JOB_COMPLETION_INDEX: '2' }));
+    expect(c).toMatchObject({ index: 2, size: 4, jobName: 'llama-node-0', subdomain: 'llama' });
+    expect(peerHostname(c, 0)).toBe('llama-node-0-0');
+    // PET_NODE_RANK stands in for JOB_COMPLETION_INDEX.
+    expect(await resolveConfig(node(PET))).toMatchObject({ index: 2, size: 4 });
+    // With JobSet's labels: the initializer's child Job does not count, PET_NNODES says who trains.
+    const j = await resolveConfig(node({ ...PET, JOB_COMPLETION_INDEX: '2' }, { labelsPath: tjLabels }));
+    expect(j).toMatchObject({
+      index: 2,
+      size: 4,
+      jobName: 'llama',
+      replicatedJobs: [{ name: 'node', replicas: 1, podsPerJob: 4 }],
+    });
+    expect(peerHostname(j, 0)).toBe('llama-node-0-0');
+    // A full name for the master is fine too.
+    await resolveConfig(node({ ...PET, PET_MASTER_ADDR: 'llama-node-0-0.llama.ml.svc.cluster.local' }));
+  });
+
+  it('refuses to start when they contradict what kubepeers finds, naming both values and where each came from', async () => {
+    const size = await configError(node({ ...PET, KUBEPEERS_SIZE: '5', JOB_COMPLETION_INDEX: '2' }));
+    expect(size.message).toBe(
+      'size is 5 (from env KUBEPEERS_SIZE); expected 4, the node count in env PET_NNODES (Kubeflow Trainer)',
+    );
+    const rank = await configError(node({ ...PET, PET_NODE_RANK: '1', JOB_COMPLETION_INDEX: '2' }));
+    expect(rank.message).toBe(
+      "index is 2 (from env JOB_COMPLETION_INDEX); expected 1, this node's rank in env PET_NODE_RANK (Kubeflow Trainer)",
+    );
+    const master = await configError(node({ ...PET, PET_MASTER_ADDR: 'llama-node-0-1.llama' }));
+    expect(master.message).toContain(
+      'coordinator is "llama-node-0-1.llama" (from env PET_MASTER_ADDR (Kubeflow Trainer))',
+    );
+    expect(master.message).toContain('"llama-node-0-0.llama"');
+    const sub = await configError(node({ ...PET, PET_MASTER_ADDR: 'llama-node-0-0.other' }));
+    expect(sub).toMatchObject({ setting: 'coordinator' });
+    const js = await configError(
+      node(
+        { ...PET, JOB_COMPLETION_INDEX: '2', PET_NNODES: '3', PET_NODE_RANK: '2' },
+        { labelsPath: tjLabels, podsPerJob: 4 },
+      ),
+    );
+    expect(js.message).toBe(
+      `size is 4 (from the JobSet's replicated jobs node:1x4); expected 3, the node count in env PET_NNODES (Kubeflow Trainer)`,
+    );
+    const bad = await configError(node({ ...PET, PET_NNODES: '1:4' }));
+    expect(bad).toMatchObject({ setting: 'PET_NNODES', value: '1:4' });
+  });
+});
