@@ -138,6 +138,11 @@ export interface JobNames {
    * by one. Default: 0 (the first pod of the first replicated job, which is rank 0 anyway).
    */
   jobSetCoordinator?: number;
+  /**
+   * A LeaderWorkerSet group: rank 0 is the leader, whose hostname is `jobName` itself (`<lws>-<group>`),
+   * and worker `i` is `<jobName>-<i>`. Default: false.
+   */
+  leaderWorkerSet?: boolean;
 }
 
 /** The place in the layout order of rank `index`, the JobSet's coordinator moved to the front. */
@@ -188,8 +193,12 @@ export function jobSetPlace(
   return undefined;
 }
 
-/** `<job>-<i>`, or in a JobSet `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>`: the pod hostname of rank `i`. */
+/**
+ * The pod hostname of rank `i`: `<job>-<i>`; in a JobSet `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>`;
+ * in a LeaderWorkerSet group `<lws>-<group>` for the leader and `<lws>-<group>-<i>` for workers.
+ */
 export function peerHostname(names: JobNames, index: number): string {
+  if (names.leaderWorkerSet && index === 0) return names.jobName;
   if (names.replicatedJobs === undefined) return `${names.jobName}-${index}`;
   const p = jobSetPosition(names.replicatedJobs, layoutPlace(names, index));
   return `${names.jobName}-${p.replicatedJob}-${p.jobIndex}-${p.podIndex}`;

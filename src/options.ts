@@ -407,6 +407,47 @@ function trainerEnv(env: Readonly<Record<string, string | undefined>>): TrainerE
   };
 }
 
+/** What LeaderWorkerSet tells each pod of a group. */
+interface LwsEnv {
+  size: number;
+  sizeSource: string;
+  index: number;
+  indexSource: string;
+  /** The leader's hostname `<lws>-<group>`. */
+  leader: string;
+  leaderSource: string;
+  subdomain?: string;
+  namespace?: string;
+}
+
+/** `LWS_LEADER_ADDRESS` (`<lws>-<group>.<subdomain>.<ns>`), `LWS_GROUP_SIZE`, `LWS_WORKER_INDEX` when all are set. */
+function lwsEnv(env: Readonly<Record<string, string | undefined>>): LwsEnv | undefined {
+  const [address, size, worker] = [env.LWS_LEADER_ADDRESS, env.LWS_GROUP_SIZE, env.LWS_WORKER_INDEX];
+  if (!address || !size || !worker) return undefined;
+  const from = (name: string): string => `env ${name} (LeaderWorkerSet)`;
+  const n = integer('LWS_GROUP_SIZE', { value: size, source: from('LWS_GROUP_SIZE') }, 1, MAX_SIZE);
+  const i = integer('LWS_WORKER_INDEX', { value: worker, source: from('LWS_WORKER_INDEX') }, 0, n - 1);
+  const labels = address.toLowerCase().replace(/\.$/, '').split('.');
+  if (!labels.every(isDnsLabel) || (labels.length > 3 && labels[3] !== 'svc')) {
+    throw new ConfigError(
+      'LWS_LEADER_ADDRESS',
+      from('LWS_LEADER_ADDRESS'),
+      address,
+      'the leader pod\'s name "<lws>-<group>.<subdomain>.<namespace>" as LeaderWorkerSet sets it',
+    );
+  }
+  return {
+    size: n,
+    sizeSource: from('LWS_GROUP_SIZE'),
+    index: i,
+    indexSource: from('LWS_WORKER_INDEX'),
+    leader: labels[0]!,
+    leaderSource: from('LWS_LEADER_ADDRESS'),
+    ...(labels[1] ? { subdomain: labels[1] } : {}),
+    ...(labels[2] ? { namespace: labels[2] } : {}),
+  };
+}
+
 /** What a JobSet pod works out about its run. */
 interface JobSetIdentity {
   name: string;
@@ -802,16 +843,10 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     (hosts?.subdomain ? { value: hosts.subdomain, source: `${hostsPath} (pod FQDN)` } : undefined);
 
   const trainer = trainerEnv(env);
-  const jobSet = resolveJobSet(
-    options,
-    env,
-    labels,
-    labelsPath,
-    hostname,
-    hostnameSrc.source,
-    subdomainGiven,
-    trainer,
-  );
+  const lws = lwsEnv(env);
+  const jobSet = lws
+    ? undefined
+    : resolveJobSet(options, env, labels, labelsPath, hostname, hostnameSrc.source, subdomainGiven, trainer);
 
   let size: number;
   let index: number;
@@ -826,6 +861,31 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     const layout = jobSet.layout.map((r) => `${r.name}:${r.replicas}x${r.podsPerJob}`).join(',');
     sizeFrom = `the JobSet's replicated jobs ${layout}`;
     indexFrom = `the place of ${JSON.stringify(hostname)} in ${layout}`;
+  } else if (lws) {
+    // A LeaderWorkerSet group is the barrier: LWS told us its size, our index and its leader.
+    size = lws.size;
+    index = lws.index;
+    sizeFrom = lws.sizeSource;
+    indexFrom = lws.indexSource;
+    for (const [key, value, from] of [
+      ['size', size, sizeFrom],
+      ['index', index, indexFrom],
+    ] as const) {
+      const given = pick(options, key, env);
+      if (given && String(given.value).trim() !== String(value))
+        throw new ConfigError(key, given.source, given.value, `nothing, or ${value} as ${from} says`);
+    }
+    jobSrc = { value: lws.leader, source: lws.leaderSource };
+    jobName = label('jobName', jobSrc);
+    const expected = index === 0 ? jobName : `${jobName}-${index}`;
+    if (hostname !== expected) {
+      throw new ConfigError(
+        'hostname',
+        hostnameSrc.source,
+        hostname,
+        `"${expected}", the ${index === 0 ? 'leader' : `worker ${index}`} of the group whose leader ${lws.leaderSource} names`,
+      );
+    }
   } else {
     const sizeSrc =
       pick(options, 'size', env) ??
@@ -880,8 +940,17 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     }
   }
 
+  if (lws?.subdomain && subdomainGiven && subdomainGiven.value !== lws.subdomain) {
+    throw new ConfigError(
+      'subdomain',
+      subdomainGiven.source,
+      subdomainGiven.value,
+      `"${lws.subdomain}", the leader's subdomain in ${lws.leaderSource}`,
+    );
+  }
   const subdomainSrc =
     subdomainGiven ??
+    (lws?.subdomain ? { value: lws.subdomain, source: lws.leaderSource } : undefined) ??
     (jobSet ? { value: jobSet.name, source: `${jobSrc.source} (JobSet's default subdomain)` } : undefined);
   if (!subdomainSrc) {
     throw new ConfigError(
@@ -910,6 +979,7 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
       namespace: '',
       clusterDomain: '',
       ...(jobSet ? { replicatedJobs: jobSet.layout, jobSetCoordinator: jobSet.coordinator } : {}),
+      ...(lws ? { leaderWorkerSet: true } : {}),
     };
     if (trainer.nodes !== size)
       throw new ConfigError(
@@ -940,6 +1010,7 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
   const namespaceSrc =
     pick(options, 'namespace', env) ??
     (hosts?.namespace ? { value: hosts.namespace, source: `${hostsPath} (pod FQDN)` } : undefined) ??
+    (lws?.namespace ? { value: lws.namespace, source: lws.leaderSource } : undefined) ??
     (resolv.namespace ? { value: resolv.namespace, source: `${resolvPath} (search list)` } : undefined);
   if (!namespaceSrc) {
     throw new ConfigError(
@@ -1052,6 +1123,7 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     size,
     jobName,
     ...(jobSet ? { replicatedJobs: jobSet.layout, jobSetCoordinator: jobSet.coordinator } : {}),
+    ...(lws ? { leaderWorkerSet: true } : {}),
     subdomain,
     namespace,
     clusterDomain,

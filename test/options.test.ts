@@ -500,3 +500,66 @@ describe('resolveConfig under Kubeflow Trainer v2 (PET_NNODES, PET_NODE_RANK, PE
     expect(bad).toMatchObject({ setting: 'PET_NNODES', value: '1:4' });
   });
 });
+
+describe('resolveConfig in a LeaderWorkerSet group (LWS_LEADER_ADDRESS, LWS_GROUP_SIZE, LWS_WORKER_INDEX)', () => {
+  // LeaderWorkerSet "vllm", group 1 of size 4: leader vllm-1, workers vllm-1-1 .. vllm-1-3, subdomain vllm.
+  let lwsHosts: string;
+  beforeAll(async () => {
+    lwsHosts = join(dir, 'hosts-lws');
+    await writeFile(lwsHosts, '10.244.5.2\tvllm-1-2.vllm.ml.svc.cluster.local\tvllm-1-2\n');
+  });
+  const LWS = { LWS_LEADER_ADDRESS: 'vllm-1.vllm.ml', LWS_GROUP_SIZE: '4', LWS_WORKER_INDEX: '2' };
+  const worker = (env: Record<string, string>, extra: WaitForPeersOptions = {}): WaitForPeersOptions => ({
+    hostsPath: lwsHosts,
+    resolvConfPath,
+    hostname: 'vllm-1-2',
+    labelsPath: join(dir, 'no-labels'),
+    env,
+    ...extra,
+  });
+
+  it('the group is the barrier: identity, size and coordinator from LWS alone', async () => {
+    const c = await resolveConfig(worker(LWS));
+    expect(c).toMatchObject({
+      index: 2,
+      size: 4,
+      jobName: 'vllm-1',
+      subdomain: 'vllm',
+      namespace: 'ml',
+      leaderWorkerSet: true,
+    });
+    expect([0, 1, 2, 3].map((k) => peerFqdn(c, k))).toEqual([
+      'vllm-1.vllm.ml.svc.cluster.local',
+      'vllm-1-1.vllm.ml.svc.cluster.local',
+      'vllm-1-2.vllm.ml.svc.cluster.local',
+      'vllm-1-3.vllm.ml.svc.cluster.local',
+    ]);
+    // The leader, with no /etc/hosts FQDN: subdomain and namespace from LWS_LEADER_ADDRESS.
+    const leader = await resolveConfig(
+      worker({ ...LWS, LWS_WORKER_INDEX: '0' }, { hostname: 'vllm-1', hostsPath: bareHosts }),
+    );
+    expect(leader).toMatchObject({ index: 0, jobName: 'vllm-1', subdomain: 'vllm', namespace: 'ml' });
+    // subdomainPolicy UniquePerReplica: the subdomain is the leader's name.
+    const unique = await resolveConfig(
+      worker({ ...LWS, LWS_LEADER_ADDRESS: 'vllm-1.vllm-1.ml' }, { hostsPath: bareHosts }),
+    );
+    expect(unique).toMatchObject({ subdomain: 'vllm-1' });
+  });
+
+  it('refuses what contradicts LWS, naming both values', async () => {
+    const host = await configError(worker(LWS, { hostname: 'vllm-1-3' }));
+    expect(host.message).toBe(
+      'hostname is "vllm-1-3" (from option hostname); expected "vllm-1-2", the worker 2 of the group whose leader env LWS_LEADER_ADDRESS (LeaderWorkerSet) names',
+    );
+    const size = await configError(worker({ ...LWS, KUBEPEERS_SIZE: '8' }));
+    expect(size.message).toBe(
+      'size is "8" (from env KUBEPEERS_SIZE); expected nothing, or 4 as env LWS_GROUP_SIZE (LeaderWorkerSet) says',
+    );
+    const sub = await configError(worker({ ...LWS, LWS_LEADER_ADDRESS: 'vllm-1.other.ml' }));
+    expect(sub).toMatchObject({ setting: 'subdomain', value: 'vllm' });
+    const index = await configError(worker({ ...LWS, LWS_WORKER_INDEX: '4' }));
+    expect(index).toMatchObject({ setting: 'LWS_WORKER_INDEX', value: '4' });
+    const bad = await configError(worker({ ...LWS, LWS_LEADER_ADDRESS: 'vllm_1.vllm.ml' }));
+    expect(bad).toMatchObject({ setting: 'LWS_LEADER_ADDRESS' });
+  });
+});
