@@ -59,6 +59,12 @@ export interface BoxOptions {
    * Default: false (records follow markReady / markNotReady).
    */
   publishNotReadyAddresses?: boolean;
+  /** Pod `index`'s hostname, as another controller names its pods (LeaderWorkerSet). Default: as `jobSet` or `<job>-<index>`. */
+  hostname?: (index: number) => string;
+  /** Env a controller puts into pod `index` (LWS_*, PET_*), under PodSpec.env. Default: none. */
+  podEnv?: (index: number) => Record<string, string>;
+  /** The pods belong to an Indexed Job (env JOB_COMPLETION_INDEX). Default: true; false for StatefulSet pods (LeaderWorkerSet). */
+  indexedJob?: boolean;
   svc?: string;
   namespace?: string;
   /** TTL of the records (CoreDNS: 5). */
@@ -125,6 +131,7 @@ export class ClusterInABox {
   private readonly namespaces: string[] = [];
   readonly jobSet: BoxJobSet | undefined;
   readonly publishNotReadyAddresses: boolean;
+  private readonly options: BoxOptions;
 
   private constructor(
     readonly id: string,
@@ -134,6 +141,7 @@ export class ClusterInABox {
     readonly cache: Unbound | undefined,
     options: BoxOptions,
   ) {
+    this.options = options;
     this.jobSet = options.jobSet;
     this.publishNotReadyAddresses = options.publishNotReadyAddresses ?? false;
     this.job = options.job ?? options.jobSet?.name ?? 'example-job';
@@ -207,6 +215,7 @@ export class ClusterInABox {
 
   /** Pod `index`'s hostname: `<job>-<index>`, or `<jobset>-<replicatedJob>-<jobIndex>-<podIndex>`. */
   hostnameOf(index: number): string {
+    if (this.options.hostname) return this.options.hostname(index);
     if (!this.jobSet) return `${this.job}-${index}`;
     const p = this.jobSetPosition(index);
     return `${this.jobSet.name}-${p.replicatedJob}-${p.jobIndex}-${p.podIndex}`;
@@ -367,8 +376,11 @@ export class ClusterInABox {
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin',
           HOME: '/nonexistent',
-          JOB_COMPLETION_INDEX: String(this.jobSet ? this.jobSetPosition(index).podIndex : index),
+          ...(this.options.indexedJob === false
+            ? {}
+            : { JOB_COMPLETION_INDEX: String(this.jobSet ? this.jobSetPosition(index).podIndex : index) }),
           ...(this.jobSet ? { KUBEPEERS_LABELS_FILE: join(this.dir, 'podinfo', netns, 'labels') } : {}),
+          ...this.options.podEnv?.(index),
           ...spec.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],

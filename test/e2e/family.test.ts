@@ -175,11 +175,13 @@ describe('JobSet in the box', () => {
     expect(rankOf.get('train-workers-1-1')).toBe(8);
   });
 
-  it('publishNotReadyAddresses: a killed pod stays listed, its replacement at a new address is the one released', async () => {
+  it('publishNotReadyAddresses, star: a killed pod stays listed, its replacement at a new address is the one released', async () => {
     box = await ClusterInABox.create({ jobSet: jobSet(), publishNotReadyAddresses: true });
+    // A star: the coordinator finds members through the Service, which lists the dead address too.
+    const star = workload({ KUBEPEERS_TOPOLOGY: 'star' });
     const pods = await box.startPods(
       [...Array(SIZE).keys()].filter((i) => i !== 6),
-      workload(),
+      star,
     );
     // Pod 6 (train-workers-0-2) starts and is killed at once: a terminating pod still listed.
     await box.startPods([6], { command: ['sleep', '30'] });
@@ -187,11 +189,115 @@ describe('JobSet in the box', () => {
     await box.kill(6);
     await sleep(1000);
     for (const p of pods) expect(p.process.exitCode, `${p.hostname}: ${p.stderr}`).toBeNull();
-    const replacement = await box.replace(6, workload());
+    const replacement = await box.replace(6, star);
     expect(replacement.ip).not.toBe(old);
     const all = [...pods, replacement];
     const exits = await Promise.all(all.map((p) => p.exited));
     expect(exits.map((e) => e.code)).toEqual(all.map(() => 0));
     expectJobSetReleased(box, all, 'train-driver-0-0');
+  });
+});
+
+/** `kubepeers wait -- node workload.mjs` with no kubepeers setting at all. */
+function bare(env: Record<string, string> = {}): PodSpec {
+  const spec = workload(env);
+  delete spec.env!.KUBEPEERS_REPLICATED_JOBS;
+  return spec;
+}
+
+describe('LeaderWorkerSet in the box', () => {
+  it('two groups behind one shared Service (not-ready addresses published): each group is its own barrier, from the LWS env alone', async () => {
+    const size = 3;
+    // Group g: leader vllm-g (worker 0), workers vllm-g-1, vllm-g-2 (box pod index 3g + w).
+    const hostname = (i: number): string => {
+      const g = Math.floor(i / size);
+      const w = i % size;
+      return w === 0 ? `vllm-${g}` : `vllm-${g}-${w}`;
+    };
+    box = await ClusterInABox.create({
+      job: 'vllm',
+      svc: 'vllm',
+      publishNotReadyAddresses: true,
+      indexedJob: false,
+      hostname,
+      podEnv: (i) => ({
+        LWS_LEADER_ADDRESS: `vllm-${Math.floor(i / size)}.vllm.default`,
+        LWS_GROUP_SIZE: String(size),
+        LWS_WORKER_INDEX: String(i % size),
+      }),
+    });
+    // Group 0 as a mesh; group 1 as a star, whose leader polls a Service that lists group 0's pods too.
+    const group0 = await box.startPods([0, 1, 2], bare());
+    const exits0 = await Promise.all(group0.map((p) => p.exited));
+    // Group 0 is released although group 1 has no pod yet: a group is the barrier.
+    expect(exits0.map((e) => e.code)).toEqual([0, 0, 0]);
+    const group1 = await box.startPods([3, 4, 5], bare({ KUBEPEERS_TOPOLOGY: 'star' }));
+    const exits1 = await Promise.all(group1.map((p) => p.exited));
+    expect(exits1.map((e) => e.code)).toEqual([0, 0, 0]);
+    for (const [g, pods] of [group0, group1].entries()) {
+      const leader = `vllm-${g}.vllm.default.svc.cluster.local`;
+      for (const pod of pods) {
+        const worker = pod.index % size;
+        expect(pod.stdout, pod.stderr).toMatch(
+          new RegExp(
+            `^pod ${worker} of ${size} released after \\d+ ms; coordinator ${leader.replace(/\./g, '\\.')}$`,
+            'm',
+          ),
+        );
+        const reached = [...pod.stdout.matchAll(/^reached (\S+) \(index (\d+)\) at ([\d.]+):\d+$/gm)];
+        expect(reached).toHaveLength(size - 1);
+        for (const m of reached) {
+          const peer = box.pod(g * size + Number(m[2]));
+          expect(m[1]).toBe(`${peer.hostname}.vllm.default.svc.cluster.local`);
+          expect(m[3]).toBe(peer.ip);
+        }
+      }
+    }
+  });
+});
+
+describe('Kubeflow Trainer v2 TrainJob in the box', () => {
+  it('PET_NNODES, PET_NODE_RANK and PET_MASTER_ADDR and the JobSet labels are all kubepeers needs', async () => {
+    const nodes = 4;
+    box = await ClusterInABox.create({
+      jobSet: { name: 'llama', replicatedJobs: [{ name: 'node', replicas: 1, podsPerJob: nodes }] },
+      // What the Trainer's torch runtime sets on each node.
+      podEnv: (i) => ({
+        PET_NNODES: String(nodes),
+        PET_NODE_RANK: String(i),
+        PET_MASTER_ADDR: 'llama-node-0-0.llama',
+        PET_MASTER_PORT: '29400',
+      }),
+    });
+    const pods = await box.startPods([...Array(nodes).keys()], bare());
+    await box.markReady(...[...Array(nodes).keys()].reverse());
+    const exits = await Promise.all(pods.map((p) => p.exited));
+    expect(exits.map((e) => e.code)).toEqual(pods.map(() => 0));
+    for (const pod of pods) {
+      expect(pod.hostname).toBe(`llama-node-0-${pod.index}`);
+      expect(pod.stdout, pod.stderr).toContain(
+        `torch: MASTER_ADDR=llama-node-0-0.llama.default.svc.cluster.local RANK=${pod.index} WORLD_SIZE=${nodes}`,
+      );
+      const reached = [...pod.stdout.matchAll(/^reached (\S+) \(index (\d+)\) at ([\d.]+):\d+$/gm)];
+      expect(reached.map((m) => [m[1], m[3]])).toEqual(
+        pods.filter((p) => p !== pod).map((p) => [`${p.hostname}.llama.default.svc.cluster.local`, p.ip]),
+      );
+    }
+  });
+
+  it('a pod whose PET_NODE_RANK contradicts its place exits 2 naming both values, before any network I/O', async () => {
+    box = await ClusterInABox.create({
+      jobSet: { name: 'llama', replicatedJobs: [{ name: 'node', replicas: 1, podsPerJob: 2 }] },
+      podEnv: (i) => ({
+        PET_NNODES: '2',
+        PET_NODE_RANK: String(1 - i),
+        PET_MASTER_ADDR: 'llama-node-0-0.llama',
+      }),
+    });
+    const [pod] = await box.startPods([0], bare());
+    const exit = await pod!.exited;
+    expect(exit.code).toBe(2);
+    expect(pod!.stderr).toContain("expected 1, this node's rank in env PET_NODE_RANK (Kubeflow Trainer)");
+    expect(pod!.stderr).toContain('index is 0');
   });
 });
