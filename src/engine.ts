@@ -21,7 +21,7 @@ import {
 import { scopeKey } from './core/handshake.js';
 import { MAX_UNSENT_BYTES, type Scope } from './core/wire.js';
 import { AbortedError, DnsError, KubepeersError, ListenError, TimeoutError } from './errors.js';
-import { peerFqdn, peerHostname, serviceFqdn } from './identity.js';
+import { peerFqdn, peerHostname, serviceFqdn, type JobNames } from './identity.js';
 import type { Config } from './options.js';
 import { StubResolver, type AddressType } from './resolver.js';
 
@@ -40,15 +40,11 @@ export interface Peer {
 }
 
 /** What {@link waitForPeers} resolves with once every peer has passed. */
-export interface PeersResult {
-  /** This pod's index. */
+export interface PeersResult extends JobNames {
+  /** This pod's index (its rank). */
   index: number;
   /** Number of pods. */
   size: number;
-  jobName: string;
-  subdomain: string;
-  namespace: string;
-  clusterDomain: string;
   /** How the pods checked each other. */
   topology: Config['topology'];
   /** This pod's own entry. */
@@ -468,6 +464,10 @@ export class Engine {
       subdomain: config.subdomain,
       namespace: config.namespace,
       clusterDomain: config.clusterDomain,
+      // The rest of JobNames, so that peerHostname(result, i) names a JobSet's or a group's pods too.
+      ...(config.replicatedJobs ? { replicatedJobs: config.replicatedJobs } : {}),
+      ...(config.jobSetCoordinator !== undefined ? { jobSetCoordinator: config.jobSetCoordinator } : {}),
+      ...(config.leaderWorkerSet ? { leaderWorkerSet: true } : {}),
       topology: config.topology,
       self: roster[config.index]!,
       peers: roster,

@@ -146,6 +146,10 @@ export function roster(r: PeersResult): Omit<PeersResult, never> {
     subdomain,
     namespace,
     clusterDomain,
+    // A JobSet's layout or a LeaderWorkerSet group: the roster still names every pod (peerHostname).
+    ...(r.replicatedJobs ? { replicatedJobs: r.replicatedJobs } : {}),
+    ...(r.jobSetCoordinator !== undefined ? { jobSetCoordinator: r.jobSetCoordinator } : {}),
+    ...(r.leaderWorkerSet ? { leaderWorkerSet: true } : {}),
     topology,
     self,
     peers,
