@@ -553,9 +553,9 @@ function resolveJobSet(
   if (!podSrc) {
     throw new ConfigError(
       'index',
-      `option index, env ${ENV.index} or ${labelsPath}`,
+      `option index or env ${ENV.index}`,
       undefined,
-      "the pod's completion index in its child Job (set by Kubernetes: JobSet's child Jobs are Indexed)",
+      `the pod's completion index in its child Job (set by Kubernetes: JobSet's child Jobs are Indexed), or the labels file (${labelsPath}) with label ${JOBSET_LABELS.completionIndex}`,
     );
   }
   const podIndex = integer('index', podSrc, 0, MAX_SIZE - 1);
@@ -600,7 +600,7 @@ function resolveJobSet(
     } else {
       throw new ConfigError(
         'jobSetName',
-        `option jobSetName, env ${ENV.jobSetName} or ${labelsPath}`,
+        `option jobSetName or env ${ENV.jobSetName}`,
         undefined,
         fits.length > 1
           ? `the JobSet's name: hostname "${hostname}" ends in more than one listed replicated job (${fits.join(', ')})`
@@ -702,9 +702,9 @@ function resolveJobSet(
     if (replicasLabel === undefined) {
       throw new ConfigError(
         'replicatedJobs',
-        `option replicatedJobs, env ${ENV.replicatedJobs} or ${labelsPath}`,
+        `option replicatedJobs or env ${ENV.replicatedJobs}`,
         undefined,
-        `the replicas of replicated job "${rj}" (label ${JOBSET_LABELS.replicas}), or every replicated job as "name:REPLICASxPODS"`,
+        `every replicated job as "name:REPLICASxPODS" in spec order, or the labels file (${labelsPath}) with the replicas of replicated job "${rj}" (label ${JOBSET_LABELS.replicas})`,
       );
     }
     // Kubeflow Trainer's JobSet has initializer jobs beside its nodes: PET_NNODES says who trains.
