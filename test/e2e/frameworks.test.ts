@@ -58,13 +58,19 @@ function compileMpi(mpicc: string): string {
 /**
  * The rsh agent through which mpirun / mpiexec reach the other pods, as ssh would reach another machine:
  * it runs the command line it is given (as a remote shell would) inside the target pod's network
- * namespace (`ip netns exec` also puts that pod's /etc/hosts and resolv.conf in place). Hosts are the
- * hostfile's names (FQDNs) or short hostnames; ssh-style options before the host (hydra passes `-x`)
- * are skipped. It logs each launch to `<agent>.log`, so the test can tell which pods it entered.
+ * namespace (`ip netns exec` also puts that pod's /etc/hosts and resolv.conf in place), with the pod's
+ * hostname (a UTS namespace, as the pod has). The hostname matters: Open MPI's daemons keep their
+ * session files under /tmp/ompi.<hostname>.<uid>/, which every pod of one machine would otherwise share:
+ * the daemons then wrote the same hwloc.sm at once, and one crashed in hwloc_shmem_topology_write now and
+ * then (2 runs in 6 here). Real pods have their own hostname and /tmp. Hosts are the hostfile's names (FQDNs) or
+short hostnames; ssh-style options before the host (hydra passes `-x`) are skipped. Each launch is
+ * logged to `<agent>.log`, so the test can tell which pods it entered.
  */
 async function rshAgent(b: ClusterInABox, pods: PreparedPod[]): Promise<string> {
   const path = join(b.dir, 'rsh-agent');
-  const cases = pods.map((p) => `  ${fqdn(b, p.index)}|${p.hostname}) ns=${p.netns} ;;`).join('\n');
+  const cases = pods
+    .map((p) => `  ${fqdn(b, p.index)}|${p.hostname}) ns=${p.netns} name=${p.hostname} ;;`)
+    .join('\n');
   await writeFile(
     path,
     `#!/bin/sh
@@ -76,7 +82,7 @@ ${cases}
   *) echo "rsh-agent: unknown host $host" >&2; exit 255 ;;
 esac
 echo "$host $ns" >> "$0.log"
-exec ip netns exec "$ns" sh -c "$*"
+exec ip netns exec "$ns" unshare --uts -- sh -c 'echo "$0" > /proc/sys/kernel/hostname && exec sh -c "$1"' "$name" "$*"
 `,
     { mode: 0o755 },
   );
