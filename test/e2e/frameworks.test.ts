@@ -62,9 +62,9 @@ function compileMpi(mpicc: string): string {
  * hostname (a UTS namespace, as the pod has). The hostname matters: Open MPI's daemons keep their
  * session files under /tmp/ompi.<hostname>.<uid>/, which every pod of one machine would otherwise share:
  * the daemons then wrote the same hwloc.sm at once, and one crashed in hwloc_shmem_topology_write now and
- * then (2 runs in 6 here). Real pods have their own hostname and /tmp. Hosts are the hostfile's names (FQDNs) or
-short hostnames; ssh-style options before the host (hydra passes `-x`) are skipped. Each launch is
- * logged to `<agent>.log`, so the test can tell which pods it entered.
+ * then (2 runs in 6 here). Real pods have their own hostname and /tmp. Hosts are the hostfile's names
+ * (FQDNs) or short hostnames; ssh-style options before the host (hydra passes `-x`) are skipped. Each
+ * launch is logged to `<agent>.log`, so the test can tell which pods it entered.
  */
 async function rshAgent(b: ClusterInABox, pods: PreparedPod[]): Promise<string> {
   const path = join(b.dir, 'rsh-agent');
