@@ -18,7 +18,7 @@ const LAUNCH_TIMEOUT_MS = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let box: ClusterInABox | undefined;
-/** Where the MPI programs are compiled (world-readable: ranks may run as nobody). */
+/** Where the MPI programs are compiled (world-readable, like the image). */
 let bin: string;
 
 beforeAll(async () => {
@@ -62,7 +62,7 @@ function compileMpi(mpicc: string): string {
  * hostname (a UTS namespace, as the pod has). The hostname matters: Open MPI's daemons keep their
  * session files under /tmp/ompi.<hostname>.<uid>/, which every pod of one machine would otherwise share:
  * the daemons then wrote the same hwloc.sm at once, and one crashed in hwloc_shmem_topology_write now and
- * then (2 runs in 6 here). Real pods have their own hostname and /tmp. Hosts are the hostfile's names
+ * then (twice in 12 runs here). Real pods have their own hostname and /tmp. Hosts are the hostfile's names
  * (FQDNs) or short hostnames; ssh-style options before the host (hydra passes `-x`) are skipped. Each
  * launch is logged to `<agent>.log`, so the test can tell which pods it entered.
  */
