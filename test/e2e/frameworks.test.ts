@@ -16,6 +16,10 @@ const PYTHON = '/usr/bin/python3';
 const SIZE = 4;
 const LAUNCH_TIMEOUT_MS = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Waits until `cond` holds, for at most 10 s (the caller's assertion then tells what is missing). */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 400 && !cond(); i++) await sleep(25);
+}
 
 let box: ClusterInABox | undefined;
 /** Where the MPI programs are compiled (world-readable, like the image). */
@@ -134,10 +138,16 @@ async function mpiJob(
   const workers = b.launchPods(prepared.slice(1), { command: kubepeers('wait', '--', 'sleep', '120'), env });
   await b.markReady(...indices);
   // A launcher that hangs (a rank that cannot connect back) fails here with its output, not at the timeout.
-  const exited = await Promise.race([launcherPod!.exited, sleep(LAUNCH_TIMEOUT_MS).then(() => undefined)]);
-  expect(exited, `${LAUNCH_TIMEOUT_MS} ms passed; ${output(launcherPod!)}`).toBeDefined();
+  const done = await Promise.race([
+    launcherPod!.closed.then(() => true),
+    sleep(LAUNCH_TIMEOUT_MS).then(() => false),
+  ]);
+  expect(done, `${LAUNCH_TIMEOUT_MS} ms passed; ${output(launcherPod!)}`).toBe(true);
+  const { code } = await launcherPod!.exited;
+  // The workers still run (sshd's part): their release line is printed by now, or very soon.
+  for (const w of workers) await until(() => w.stderr.includes(`released: pod ${w.index} of ${SIZE}`));
   const agentLog = await readFile(`${agent}.log`, 'utf8').catch(() => '');
-  return { b, launcherPod: launcherPod!, workers, code: exited!.code, agentLog };
+  return { b, launcherPod: launcherPod!, workers, code, agentLog };
 }
 
 /** The launcher went through the agent into every worker pod (into its own pod too, for MPICH). */
@@ -187,6 +197,7 @@ dist.destroy_process_group()
       const pods = await box.startPods(indices, spec);
       await box.markReady(...indices);
       const exits = await Promise.all(pods.map((p) => p.exited));
+      await Promise.all(pods.map((p) => p.closed)); // all their output read
       const hosts = indices.map((i) => `${box!.job}-${i}`).join(',');
       for (const [k, pod] of pods.entries()) {
         expect(exits[k]!.code, output(pod)).toBe(0);
