@@ -19,6 +19,12 @@ const TOOLS = [
   ['unshare', 'util-linux', "each pod's own hostname (UTS namespace)"],
   ['setpriv', 'util-linux', 'pods run as nobody without capabilities'],
   ['script', 'bsdutils', 'a pseudo-terminal for the CLI test of live progress on a TTY'],
+  ['kubectl', 'kubernetes-client', 'renders example-workload/k8s with `kubectl kustomize` (manifest tests)'],
+  [
+    '/usr/lib/python3/dist-packages/torch/__init__.py',
+    'python3-torch',
+    "runs example-workload/k8s/train.py on torch's gloo backend (manifest tests)",
+  ],
   ...(bench
     ? [
         ['ping', 'iputils-ping', "the Kubernetes docs' ping loop, the benchmark's baseline"],
