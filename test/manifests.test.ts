@@ -22,6 +22,8 @@ import { promisify } from 'node:util';
 import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
+import { ENV_FORMATS, envFor, type EnvFormat } from '../src/outputs.js';
+import { rosterOf } from './helpers/roster.js';
 
 const exec = promisify(execFile);
 const DIR = 'example-workload/k8s';
@@ -228,8 +230,16 @@ const writable = (pod: PodSpec, c: Container, path: string) => {
   return m !== undefined && m.volume?.emptyDir !== undefined && m.mount.readOnly !== true;
 };
 
-/** The files the last stage of example-workload/Dockerfile puts into the image (COPY and ln -s targets). */
-async function imageFiles(): Promise<{ dests: string[]; binarySource: string; binaryDest: string }> {
+/**
+ * The files the last stage of example-workload/Dockerfile puts into the image (COPY and ln -s targets), where
+ * it copies the standalone binary from, and the text of the build stages.
+ */
+async function imageFiles(): Promise<{
+  dests: string[];
+  binarySource: string;
+  binaryDest: string;
+  build: string;
+}> {
   const text = (await readFile(DOCKERFILE, 'utf8')).replace(/\\\n/g, ' ');
   const stages = text.split(/^FROM /m);
   const build = stages.slice(1, -1).join('\n');
@@ -248,10 +258,7 @@ async function imageFiles(): Promise<{ dests: string[]; binarySource: string; bi
     }
     for (const m of line.matchAll(/ln -s \S+ (\S+)/g)) dests.push(m[1]!);
   }
-  // The binary the image carries is the one `npm run build:binary` writes to dist/kubepeers-linux-x64.
-  expect(build).toContain('npm run build:binary');
-  expect(build).toContain(`mv dist/kubepeers-linux-x64 ${binarySource}`);
-  return { dests, binarySource, binaryDest };
+  return { dests, binarySource, binaryDest, build };
 }
 
 const KUBEPEERS_OUTPUTS = ['--write-env', '--write-hostfile', '--write-mpich-hostfile', '--write-roster'];
@@ -433,8 +440,8 @@ async function freePort(): Promise<number> {
 
 /**
  * Runs `script` as ranks 0 and 1 of a torch world on 127.0.0.1, as torchrun starts it (RANK, WORLD_SIZE,
- * LOCAL_RANK, MASTER_ADDR, MASTER_PORT). A rank that fails ends the other (it would wait for its peer for
- * torch's 30-minute timeout); both are killed after `ms`. Exit codes (null: killed) and outputs.
+ * LOCAL_RANK, MASTER_ADDR, MASTER_PORT). A rank that fails ends the other 15 s later (it would wait for
+ * its peer for torch's 30-minute timeout); both are killed after `ms`. Exit codes (null: killed) and outputs.
  */
 function torchWorld(script: string, port: number, home: string, ms: number) {
   const children = [0, 1].map((rank) =>
@@ -461,7 +468,7 @@ function torchWorld(script: string, port: number, home: string, ms: number) {
           child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
           child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
           child.on('close', (code) => {
-            if (code !== 0) children.forEach((c) => c.kill('SIGKILL'));
+            if (code !== 0) setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), 15_000).unref();
             resolve({ code, out });
           });
         }),
@@ -477,7 +484,7 @@ describe('example-workload manifests', async () => {
   const ourEntry = kustomization.images.find((e) => e.name === OUR_IMAGE)!;
   const ourRendered = `${ourEntry.newName ?? OUR_IMAGE}:${ourEntry.newTag}`;
   const ours = (image: string) => image === OUR_IMAGE || image === ourRendered;
-  const { dests, binaryDest } = await imageFiles();
+  const { dests, binarySource, binaryDest, build } = await imageFiles();
 
   it('there are manifests to check, and kustomization.yaml applies every one', () => {
     expect(files.sort()).toEqual([
@@ -614,6 +621,10 @@ describe('example-workload manifests', async () => {
     const pod = job.spec.template.spec;
     const [init] = pod.initContainers ?? [];
     const [main] = pod.containers;
+    // The binary in the image is the one `npm run build:binary` writes to dist/kubepeers-linux-x64.
+    expect(build).toContain('npm run build:binary');
+    expect(build).toContain(`mv dist/kubepeers-linux-x64 ${binarySource}`);
+    expect(binaryDest).toMatch(/^\/.*kubepeers-linux-x64$/);
     expect(init?.image).toBe(ourRendered);
     expect(init?.command).toEqual(['cp', binaryDest, main!.command![0]]);
     expect(main!.command!.slice(1, 2)).toEqual(['wait']);
@@ -627,6 +638,32 @@ describe('example-workload manifests', async () => {
     expect(mountOf(pod, init!, target)?.volume?.emptyDir).toBeDefined();
     expect(mountOf(pod, init!, target)?.mount.readOnly).not.toBe(true);
     expect(mountOf(pod, main!, target)?.mount.name).toBe(mountOf(pod, init!, target)?.mount.name);
+  });
+
+  it("the any-image command runs on the env that kubepeers gives it (its --format's variables only)", async () => {
+    const main = jobsOf(rendered).find((j) => j.metadata.name === 'any-image-job')!.spec.template.spec
+      .containers[0]!;
+    const argv = main.command!;
+    const formats = (flagValue(argv, '--format') ?? '').split(',') as EnvFormat[];
+    expect(formats.every((f) => ENV_FORMATS.includes(f))).toBe(true);
+    const [cmd, ...args] = argv.slice(argv.indexOf('--') + 1);
+    expect(cmd).toBe('python3');
+    const r = rosterOf({
+      job: 'any-image-job',
+      svc: 'any-image',
+      ns: 'default',
+      size: 3,
+      index: 1,
+      ip: (i) => `10.0.0.${i + 1}`,
+    });
+    const env = Object.assign({ PATH: process.env.PATH }, ...formats.map((f) => envFor(f, r)));
+    const { stdout } = await exec(PYTHON, args, { env });
+    expect(stdout).toBe(
+      [0, 1, 2]
+        .map((i) => `peer ${i}: any-image-job-${i}.any-image.default.svc.cluster.local 10.0.0.${i + 1}\n`)
+        .join('') +
+        'rank 1 of 3, MASTER_ADDR=any-image-job-0.any-image.default.svc.cluster.local, no Node.js in this image\n',
+    );
   });
 
   it('a GPU per process when torchrun starts more than one per pod; one process runs on the CPU (gloo)', async () => {
