@@ -69,6 +69,7 @@ interface Volume {
 }
 interface PodSpec {
   subdomain?: string;
+  automountServiceAccountToken?: boolean;
   securityContext?: { runAsNonRoot?: boolean };
   volumes?: Volume[];
   initContainers?: Container[];
@@ -515,7 +516,7 @@ describe('example-workload manifests', async () => {
   });
 
   it.each(jobsOf(rendered).map((j) => j.metadata.name))(
-    '%s has what kubepeers needs: Indexed Job, subdomain = headless Service, size, ports, non-root, no capabilities',
+    '%s has what kubepeers needs: Indexed Job, subdomain = headless Service, size, ports, non-root, no capabilities, no API token',
     (name) => {
       const job = jobsOf(rendered).find((j) => j.metadata.name === name)!;
       const pod = job.spec.template.spec;
@@ -531,6 +532,8 @@ describe('example-workload manifests', async () => {
       const sizes = all.flatMap((c) => c.env ?? []).filter((e) => e.name === 'KUBEPEERS_SIZE');
       expect(sizes.map((e) => e.value)).toEqual([String(job.spec.completions)]);
       expect(pod.securityContext?.runAsNonRoot).toBe(true);
+      // kubepeers reads DNS and /etc/hosts, never the Kubernetes API: no token, no RBAC.
+      expect(pod.automountServiceAccountToken).toBe(false);
       for (const c of all) {
         expect(c.securityContext?.capabilities?.drop, c.name).toEqual(['ALL']);
         expect(c.securityContext?.allowPrivilegeEscalation, c.name).toBe(false);
