@@ -443,8 +443,9 @@ async function freePort(): Promise<number> {
  * Runs `script` as ranks 0 and 1 of a torch world on 127.0.0.1, as torchrun starts it (RANK, WORLD_SIZE,
  * LOCAL_RANK, MASTER_ADDR, MASTER_PORT). A rank that fails ends the other 15 s later (it would wait for
  * its peer for torch's 30-minute timeout); both are killed after `ms`. Exit codes (null: killed) and outputs.
- * Not through torchrun itself: Debian's torchrun fails on its Python 3.11 (an AttributeError in
- * Std.from_str, with or without kubepeers); the pytorch/pytorch image's works.
+ * Not through torchrun itself: Debian's torchrun (torch 1.13) fails at start on its Python 3.11, from
+ * flags or from the PET_* env alike (AttributeError: 'NoneType' object has no attribute 'get', in
+ * torch/distributed/elastic/multiprocessing/api.py); the pytorch/pytorch image's torchrun is not affected.
  */
 function torchWorld(script: string, port: number, home: string, ms: number) {
   const children = [0, 1].map((rank) =>
