@@ -445,7 +445,8 @@ async function freePort(): Promise<number> {
  * its peer for torch's 30-minute timeout); both are killed after `ms`. Exit codes (null: killed) and outputs.
  * Not through torchrun itself: Debian's torchrun (torch 1.13) fails at start on its Python 3.11, from
  * flags or from the PET_* env alike (AttributeError: 'NoneType' object has no attribute 'get', in
- * torch/distributed/elastic/multiprocessing/api.py); the pytorch/pytorch image's torchrun is not affected.
+ * torch/distributed/elastic/multiprocessing/api.py). The manifest uses the pytorch/pytorch image's torchrun
+ * (its own torch and Python), which cannot be run here.
  */
 function torchWorld(script: string, port: number, home: string, ms: number) {
   const children = [0, 1].map((rank) =>
