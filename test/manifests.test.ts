@@ -1,7 +1,8 @@
 /**
  * The manifests under example-workload/k8s, as written and as `kubectl kustomize` renders the directory
- * for `kubectl apply -k` (kubectl from Debian's kubernetes-client, which scripts/setup-tests.mjs installs;
- * its 1.20 kubectl embeds kustomize 2.0.3, newer ones kustomize 5: the checks hold for both).
+ * for `kubectl apply -k` (kubectl from Debian's kubernetes-client, which scripts/setup-tests.mjs installs
+ * when no kubectl is on PATH; bookworm's 1.20.2 and a 1.32 kubectl with kustomize 5.5 render the directory
+ * alike but for the ConfigMap's name hash, and the checks pass with both).
  *
  * Schemas: kubernetes-models (the Kubernetes OpenAPI schemas compiled to validators: types, enums,
  * required fields, formats) and kubernetes-types (the same API as TypeScript types: any field name that
