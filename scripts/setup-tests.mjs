@@ -26,7 +26,7 @@ const TOOLS = [
   [
     '/usr/lib/python3/dist-packages/torch/distributed/__init__.py',
     'python3-torch',
-    'torch.distributed (gloo) under /usr/bin/python3, for the torch e2e test',
+    'torch.distributed (gloo) under /usr/bin/python3: the torch e2e test and example-workload/k8s/train.py (manifest tests)',
   ],
   ['mpirun.openmpi', 'openmpi-bin', 'Open MPI launches one rank in each pod'],
   ['mpiexec.mpich', 'mpich', 'MPICH (hydra) launches one rank in each pod'],
@@ -34,6 +34,7 @@ const TOOLS = [
   ['/usr/include/stdio.h', 'libc6-dev', 'C headers for the MPI test program'],
   [`/usr/lib/${multiarch}/openmpi/include/mpi.h`, 'libopenmpi-dev', 'mpi.h of Open MPI, for mpicc.openmpi'],
   [`/usr/include/${multiarch}/mpich/mpi.h`, 'libmpich-dev', 'mpi.h of MPICH, for mpicc.mpich'],
+  ['kubectl', 'kubernetes-client', 'renders example-workload/k8s with `kubectl kustomize` (manifest tests)'],
   ...(bench
     ? [
         ['ping', 'iputils-ping', "the Kubernetes docs' ping loop, the benchmark's baseline"],
