@@ -8,8 +8,10 @@ import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 const bench = process.argv.includes('--bench');
+/** Debian's multiarch directory name: where libopenmpi-dev and libmpich-dev put mpi.h. */
+const multiarch = `${{ x64: 'x86_64', arm64: 'aarch64' }[process.arch] ?? process.arch}-linux-gnu`;
 
-/** [command, Debian package, why the tests need it]. */
+/** [command on PATH, or a file by absolute path; Debian package; why the tests need it]. */
 const TOOLS = [
   ['knotd', 'knot', 'the authoritative DNS server that plays cluster DNS'],
   ['knotc', 'knot', "its control client (the benchmark's Ready transactions)"],
@@ -19,6 +21,20 @@ const TOOLS = [
   ['unshare', 'util-linux', "each pod's own hostname (UTS namespace)"],
   ['setpriv', 'util-linux', 'pods run as nobody without capabilities'],
   ['script', 'bsdutils', 'a pseudo-terminal for the CLI test of live progress on a TTY'],
+  // Real framework clients in the pods (test/e2e/frameworks.test.ts). python3-torch brings ~180 packages:
+  // about 30 s of apt-get here.
+  [
+    '/usr/lib/python3/dist-packages/torch/distributed/__init__.py',
+    'python3-torch',
+    'torch.distributed (gloo) under /usr/bin/python3: the torch e2e test and example-workload/k8s/train.py (manifest tests)',
+  ],
+  ['mpirun.openmpi', 'openmpi-bin', 'Open MPI launches one rank in each pod'],
+  ['mpiexec.mpich', 'mpich', 'MPICH (hydra) launches one rank in each pod'],
+  ['gcc', 'gcc', 'compiles the MPI test program (mpicc calls it)'],
+  ['/usr/include/stdio.h', 'libc6-dev', 'C headers for the MPI test program'],
+  [`/usr/lib/${multiarch}/openmpi/include/mpi.h`, 'libopenmpi-dev', 'mpi.h of Open MPI, for mpicc.openmpi'],
+  [`/usr/include/${multiarch}/mpich/mpi.h`, 'libmpich-dev', 'mpi.h of MPICH, for mpicc.mpich'],
+  ['kubectl', 'kubernetes-client', 'renders example-workload/k8s with `kubectl kustomize` (manifest tests)'],
   ...(bench
     ? [
         ['ping', 'iputils-ping', "the Kubernetes docs' ping loop, the benchmark's baseline"],

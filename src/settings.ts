@@ -25,6 +25,13 @@ export const DEFAULTS = {
   tfPort: 2222,
   /** The Ray head (GCS). */
   rayPort: 6379,
+  /**
+   * The CLI's env formats when `--format` is not given: kubepeers' own variables and torch's (`env://`
+   * and torchrun's `PET_*`), which only torch reads. `RAY_ADDRESS`, `TF_CONFIG` and `JAX_*` are exported
+   * only when asked for (`--format ray`, ..., or `all`): a bare `ray.init()` dials `RAY_ADDRESS`, and
+   * TensorFlow builds its cluster from `TF_CONFIG`, in programs that never asked for a Ray or TF cluster.
+   */
+  formats: ['kubepeers', 'torch', 'torchrun'],
 } as const;
 
 /** Largest job that `topology: 'auto'` checks as a full mesh; bigger jobs use the star. */

@@ -207,17 +207,17 @@ describe('kubepeers CLI', () => {
     );
   });
 
-  it('runs the command with the integration env and exits with its code', async () => {
+  it('runs the command with the default env (kubepeers, torch, torchrun) and exits with its code', async () => {
     const r = await cli([
       'wait',
       ...solo,
       '--',
       'sh',
       '-c',
-      'echo "$MASTER_ADDR $MASTER_PORT $RANK $WORLD_SIZE $PET_NNODES $JAX_PROCESS_ID $KUBEPEERS_SIZE"; exit 7',
+      'echo "$MASTER_ADDR $MASTER_PORT $RANK $WORLD_SIZE $PET_NNODES $KUBEPEERS_SIZE ${JAX_PROCESS_ID-unset} ${TF_CONFIG-unset} ${RAY_ADDRESS-unset}"; exit 7',
     ]);
     expect(r.code).toBe(7);
-    expect(r.stdout).toBe('j-0.s.n.svc.cluster.local 29500 0 1 1 0 1\n');
+    expect(r.stdout).toBe('j-0.s.n.svc.cluster.local 29500 0 1 1 1 unset unset unset\n');
     expect(r.stderr).toMatch(
       /^kubepeers: released: pod 0 of 1 \(j-0\.s\.n\.svc\.cluster\.local\) after \d+ ms, topology mesh; coordinator j-0\.s\.n\.svc\.cluster\.local/m,
     );
@@ -315,6 +315,42 @@ describe('kubepeers CLI', () => {
       code: 'ERR_KUBEPEERS_TIMEOUT',
       missing: [{ index: 1 }],
     });
+  });
+
+  it('--format selects exactly the formats asked for, in that order; all gives every one; env and flag alike', async () => {
+    const names = async (args: string[], env: Record<string, string> = {}): Promise<string[]> => {
+      const r = await cli(['env', ...solo, '--quiet', ...args], env);
+      expect(r.code, r.stderr).toBe(0);
+      return [...r.stdout.matchAll(/^export (\w+)=/gm)].map((m) => m[1]!);
+    };
+    const kubepeers = [
+      'KUBEPEERS_INDEX',
+      'KUBEPEERS_SIZE',
+      'KUBEPEERS_COORDINATOR',
+      'KUBEPEERS_PEERS',
+      'KUBEPEERS_HOROVOD_HOSTS',
+      'KUBEPEERS_ROSTER',
+    ];
+    const torch = ['MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK'];
+    const torchrun = [
+      'PET_NNODES',
+      'PET_NODE_RANK',
+      'PET_MASTER_ADDR',
+      'PET_MASTER_PORT',
+      'PET_NPROC_PER_NODE',
+    ];
+    const jax = ['JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID'];
+    expect(await names([])).toEqual([...kubepeers, ...torch, ...torchrun]);
+    expect(await names(['--format', 'ray'])).toEqual(['RAY_ADDRESS']);
+    expect(await names([], { KUBEPEERS_FORMAT: 'jax,tf' })).toEqual([...jax, 'TF_CONFIG']);
+    expect(await names(['--format', 'all'])).toEqual([
+      ...kubepeers,
+      ...torch,
+      ...torchrun,
+      ...jax,
+      'TF_CONFIG',
+      'RAY_ADDRESS',
+    ]);
   });
 
   it('kubepeers env prints exports that a shell can eval', async () => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  ENV_FORMATS,
   envFor,
   horovodHosts,
   jaxEnv,
@@ -16,6 +17,7 @@ import {
   torchrunEnv,
   writeFileAtomic,
 } from '../src/outputs.js';
+import { DEFAULTS } from '../src/settings.js';
 import { rosterOf } from './helpers/roster.js';
 
 const fqdn = (i: number): string => `train-${i}.workers.ml.svc.cluster.local`;
@@ -52,6 +54,22 @@ describe('integration outputs', () => {
     });
     expect(rayAddress(r)).toBe(`${fqdn(0)}:6379`);
     expect(envFor('ray', r, { rayPort: 6380 })).toEqual({ RAY_ADDRESS: `${fqdn(0)}:6380` });
+  });
+
+  it('the default formats set no variable that Ray, TensorFlow or JAX would pick up', () => {
+    expect(DEFAULTS.formats.every((f) => (ENV_FORMATS as readonly string[]).includes(f))).toBe(true);
+    const names = DEFAULTS.formats.flatMap((f) => Object.keys(envFor(f, r)));
+    expect(names).toContain('MASTER_ADDR');
+    expect(names).toContain('PET_NNODES');
+    expect(names.filter((n) => /^(RAY_|TF_|JAX_)/.test(n))).toEqual([]);
+    const everything = ENV_FORMATS.flatMap((f) => Object.keys(envFor(f, r)));
+    expect(everything.filter((n) => /^(RAY_|TF_|JAX_)/.test(n))).toEqual([
+      'JAX_COORDINATOR_ADDRESS',
+      'JAX_NUM_PROCESSES',
+      'JAX_PROCESS_ID',
+      'TF_CONFIG',
+      'RAY_ADDRESS',
+    ]);
   });
 
   it('MPI hostfiles and the Horovod -H value', () => {

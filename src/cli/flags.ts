@@ -201,7 +201,7 @@ export const FLAGS: Flag[] = [
     name: 'format',
     env: 'KUBEPEERS_FORMAT',
     kind: 'list',
-    default: 'all',
+    default: DEFAULTS.formats.join(','),
     help: `env integrations: ${ENV_FORMATS.join(',')},all,none`,
   },
   {

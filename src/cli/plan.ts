@@ -245,7 +245,7 @@ export async function plan(args: string[], env: NodeJS.ProcessEnv): Promise<Plan
   const quiet = bool('quiet', s.get('quiet'), false);
 
   const formatSetting = s.get('format');
-  const requested = String(formatSetting?.value ?? 'all')
+  const requested = String(formatSetting?.value ?? DEFAULTS.formats.join(','))
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean);

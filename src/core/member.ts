@@ -126,8 +126,12 @@ export class Member extends Pod {
     this.recheck(t);
   }
 
-  /** Our roster once released, offered to a coordinator that restarted after the release. */
-  private roster: string[] | undefined;
+  /**
+   * Our roster once released, packed as on the wire, offered to a coordinator that restarted after the
+   * release. Kept packed: one string instead of N (a lingering pod keeps it, and N of them in one
+   * process of the scale simulation did: 10 000 pods x 10 000 addresses).
+   */
+  private roster: string | undefined;
 
   /** When to ask the coordinator's name again while nobody contacted us. */
   private fallbackWait(): number {
@@ -156,7 +160,7 @@ export class Member extends Pod {
       // The coordinator that released us is still delivering (our ack was lost): acknowledge again. One
       // that does not know the release (it restarted) may take our roster once it has verified us.
       if (conn.peer!.peerInstance === this.releasedBy) this.send(conn, { t: 'ack' });
-      else this.send(conn, { t: 'release', roster: packAddresses(this.roster) });
+      else this.send(conn, { t: 'release', roster: this.roster });
       this.close(conn, 'released');
       return;
     }
@@ -253,12 +257,15 @@ export class Member extends Pod {
     const roster = unpackAddresses(packed, this.config.scope.size);
     if (!roster) return;
     this.releasedBy = c.instance;
-    if (roster[c.index] === '') roster[c.index] = c.verified;
+    if (roster[c.index] === '') {
+      roster[c.index] = c.verified;
+      packed = packAddresses(roster);
+    }
     this.send(conn, { t: 'ack' });
     const total = this.targets.size;
     this.out.push({ type: 'progress', ready: total, total, missing: [] });
     this.released = true;
-    this.roster = roster;
+    this.roster = packed;
     // Our own timers; the handshake deadlines of connections still in progress stay.
     this.timers.clear('fallback');
     this.timers.clear('checkin');

@@ -29,8 +29,13 @@ const RUNS = (
   .split(',')
   .map((s) => {
     const [topology, n] = s.split(':');
-    return { topology: topology as 'mesh' | 'star', size: Number(n) };
+    return { topology: topology as Topology, size: Number(n) };
   });
+/**
+ * `floor`: the star's processes with no check at all: at "go" each pod builds the roster it would be
+ * released with (the same per-pod O(N) work as a release) and the worker checks it like the others.
+ */
+type Topology = 'mesh' | 'star' | 'floor';
 const REPS = Number(process.env.KPSCALE_REPS ?? 1);
 const PORT = 17293;
 
@@ -47,7 +52,7 @@ interface WorkerSummary {
 }
 
 interface ScaleRun {
-  topology: 'mesh' | 'star';
+  topology: Topology;
   size: number;
   rep: number;
   processes: number;
@@ -107,7 +112,12 @@ function startWorker(netns: string, specFile: string, nofile: number, pods: numb
       `--nofile=${nofile}`,
       process.execPath,
       // KPSCALE_PROF=<dir>: a V8 CPU profile of every worker process, written to <dir>.
-      ...(process.env.KPSCALE_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KPSCALE_PROF}`] : []),
+      ...(process.env.KPSCALE_PROF
+        ? ['--heap-prof', `--heap-prof-dir=${process.env.KPSCALE_PROF}`, '--trace-gc-nvp'].slice(
+            0,
+            process.env.KPSCALE_GC ? 3 : 2,
+          )
+        : []),
       join(ROOT, 'test/bench/sim-worker.mjs'),
       specFile,
     ],
@@ -125,7 +135,7 @@ function startWorker(netns: string, specFile: string, nofile: number, pods: numb
       if (line === 'ready') onReady();
       else if (line.startsWith('{')) resolveSummary(JSON.parse(line) as WorkerSummary);
     });
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       const err = new Error(`worker exited ${code} without a summary`);
       onFail(err);
       reject(err);
@@ -134,7 +144,7 @@ function startWorker(netns: string, specFile: string, nofile: number, pods: numb
   return { child, pods, fdsAtReady: 0, maxFds: 0, summary, ready };
 }
 
-async function runOnce(topology: 'mesh' | 'star', size: number, rep: number): Promise<ScaleRun> {
+async function runOnce(topology: Topology, size: number, rep: number): Promise<ScaleRun> {
   const netns = `kpsim${process.pid}`;
   await run('ip', ['netns', 'add', netns]);
   const dir = await mkdtemp(join(tmpdir(), 'kpscale-'));
@@ -178,7 +188,7 @@ async function runOnce(topology: 'mesh' | 'star', size: number, rep: number): Pr
           timeoutMs: 300_000,
         }),
       );
-      const nofile = k === 0 && topology === 'star' ? 1024 : limit;
+      const nofile = k === 0 && topology !== 'mesh' ? 1024 : limit;
       procs.push(startWorker(netns, file, nofile, to - from));
     }
     await Promise.all(procs.map((p) => p.ready));

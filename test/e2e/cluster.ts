@@ -105,6 +105,12 @@ export interface Pod {
   stderr: string;
   /** Resolves when the process has exited (and been reaped). */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  /**
+   * Resolves once the process has exited and its stdout and stderr have ended: only then do `stdout` and
+   * `stderr` hold all it wrote (`exited` can come first, with output still in the pipes). Never resolves
+   * while a process the program left behind still holds them open.
+   */
+  closed: Promise<void>;
   ready: boolean;
 }
 
@@ -399,6 +405,7 @@ export class ClusterInABox {
       exited: new Promise((resolve) =>
         child.on('exit', (code, signal) => resolve({ code, signal, at: performance.now() })),
       ),
+      closed: new Promise((resolve) => child.on('close', () => resolve())),
     };
     child.stdout!.on('data', (d: Buffer) => (pod.stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (pod.stderr += d.toString()));

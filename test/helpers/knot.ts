@@ -269,7 +269,9 @@ export function run(cmd: string, args: string[], input = ''): Promise<string> {
     p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', reject);
-    p.on('exit', (code) =>
+    // `close`, not `exit`: the output may still be in the pipe when the process has exited (under load
+    // the caller got an empty string: knotc counters "unreadable", /proc/net/snmp without its Tcp lines).
+    p.on('close', (code) =>
       code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`)),
     );
     if (p.stdin) {
