@@ -6,18 +6,22 @@
  * JobSet's webhook that apply are checked here, and the manifest's env is run through kubepeers'
  * resolveConfig() for pods made as JobSet would make them.
  */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Job } from 'kubernetes-models/batch/v1';
 import type { Container } from 'kubernetes-types/core/v1.js';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { peerHostname, resolveConfig } from '../src/internals.js';
 import type { JobSet } from './types/jobset-v1alpha2.js';
 
-const FILE = 'example-workload/k8s/jobset.yaml';
+const DIR = 'example-workload/k8s';
+const FILE = `${DIR}/jobset.yaml`;
+const exec = promisify(execFile);
 
 function load(text: string): JobSet {
   const docs = parseAllDocuments(text);
@@ -94,6 +98,10 @@ function check(js: JobSet, types = true): string[] {
     layout.push(`${rj.name}:${replicas}x${pods}`);
     const pod = spec?.template.spec;
     const volumes = pod?.volumes ?? [];
+    // As the other examples: no API token (kubepeers never calls the API), non-root.
+    if (pod?.automountServiceAccountToken !== false)
+      errors.push(`${rj.name}: automountServiceAccountToken is not false`);
+    if (pod?.securityContext?.runAsNonRoot !== true) errors.push(`${rj.name}: runAsNonRoot is not true`);
     for (const c of [...(pod?.initContainers ?? []), ...(pod?.containers ?? [])] as Container[]) {
       const env = new Map((c.env ?? []).map((e) => [e.name, e.value]));
       if (env.has('KUBEPEERS_SIZE'))
@@ -102,6 +110,13 @@ function check(js: JobSet, types = true): string[] {
         errors.push(`${rj.name}/${c.name}: no KUBEPEERS_REPLICATED_JOBS`);
       if (c.securityContext?.capabilities?.drop?.join() !== 'ALL')
         errors.push(`${rj.name}/${c.name}: capabilities not dropped`);
+      if (
+        c.securityContext?.allowPrivilegeEscalation !== false ||
+        c.securityContext.readOnlyRootFilesystem !== true
+      )
+        errors.push(`${rj.name}/${c.name}: privilege escalation allowed or root filesystem writable`);
+      // The image is named `kubepeers`, which kustomization.yaml's images: list points at a registry.
+      if (c.image !== 'kubepeers') errors.push(`${rj.name}/${c.name}: image ${c.image}, expected kubepeers`);
       // The labels file at the path kubepeers reads by default.
       const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === '/etc/podinfo');
       const volume = volumes.find((v) => v.name === mount?.name);
@@ -165,6 +180,34 @@ describe('example-workload/k8s/jobset.yaml', async () => {
     expect(
       check(load(text.replace(/fieldPath: metadata.labels/g, 'fieldPath: metadata.annotations')), false),
     ).toContain('driver/example-workload: no downward API labels file at /etc/podinfo/labels');
+  }, 60_000);
+
+  it("added to kustomization.yaml's resources (once JobSet is installed), it gets the image from its images: list and is selected by its label", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kubepeers-jobset-k8s-'));
+    try {
+      await cp(DIR, dir, { recursive: true });
+      const k = parse(await readFile(join(dir, 'kustomization.yaml'), 'utf8')) as {
+        resources: string[];
+        images: { name: string; newName?: string; newTag?: string }[];
+      };
+      // Not there by default: `kubectl apply -k` of the other examples must work without JobSet's CRD.
+      expect(k.resources).not.toContain('jobset.yaml');
+      k.resources.push('jobset.yaml');
+      await writeFile(join(dir, 'kustomization.yaml'), stringify(k));
+      const { stdout } = await exec('kubectl', ['kustomize', dir], { maxBuffer: 16 << 20 });
+      const rendered = parseAllDocuments(stdout).map((d) => d.toJS() as JobSet);
+      const jobsets = rendered.filter((d) => d.kind === 'JobSet');
+      expect(jobsets).toHaveLength(1);
+      const entry = k.images.find((e) => e.name === 'kubepeers')!;
+      const images = jobsets[0]!.spec!.replicatedJobs!.flatMap((rj) =>
+        rj.template.spec!.template.spec!.containers.map((c) => c.image),
+      );
+      expect(images).toEqual(images.map(() => `${entry.newName}:${entry.newTag}`));
+      expect(jobsets[0]!.metadata!.labels!['kubepeers.io/example']).toBe('jobset');
+      expect(check(jobsets[0]!, false).filter((e) => !/image .* expected kubepeers/.test(e))).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it("every pod, made as JobSet makes it, gets a distinct rank from the manifest's env alone; the coordinator is rank 0", async () => {
