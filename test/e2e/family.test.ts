@@ -19,6 +19,13 @@ afterEach(async () => {
   expect(await b.leftovers()).toEqual([]);
 });
 
+/** Every pod's exit, once its output has been read to the end too ('exit' can come before the pipes end). */
+async function finished(pods: Pod[]): Promise<Awaited<Pod['exited']>[]> {
+  const exits = await Promise.all(pods.map((p) => p.exited));
+  await Promise.all(pods.map((p) => p.closed));
+  return exits;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** driver: 2 child Jobs of 2 pods, workers: 2 child Jobs of 3 pods (10 pods). */
@@ -112,7 +119,7 @@ describe('JobSet in the box', () => {
       await box.markReady(i);
       await sleep(100);
     }
-    const exits = await Promise.all(pods.map((p) => p.exited));
+    const exits = await finished(pods);
     expect(exits.map((e) => e.code)).toEqual(pods.map(() => 0));
     const rankOf = expectJobSetReleased(box, pods, 'train-driver-0-0');
     // No coordinator in the spec: rank = place in spec order, job index, pod index.
@@ -166,7 +173,7 @@ describe('JobSet in the box', () => {
     expect(first.some((p) => /released/.test(p.stdout))).toBe(false);
     const rest = box.launchPods([coordinator, late], workload());
     const pods = [...first, ...rest];
-    const exits = await Promise.all(pods.map((p) => p.exited));
+    const exits = await finished(pods);
     expect(exits.map((e) => e.code)).toEqual(pods.map(() => 0));
     const rankOf = expectJobSetReleased(box, pods, 'train-workers-1-0');
     // The coordinator moved to the front; the others kept their order.
@@ -192,7 +199,7 @@ describe('JobSet in the box', () => {
     const replacement = await box.replace(6, star);
     expect(replacement.ip).not.toBe(old);
     const all = [...pods, replacement];
-    const exits = await Promise.all(all.map((p) => p.exited));
+    const exits = await finished(all);
     expect(exits.map((e) => e.code)).toEqual(all.map(() => 0));
     expectJobSetReleased(box, all, 'train-driver-0-0');
   });
@@ -228,11 +235,11 @@ describe('LeaderWorkerSet in the box', () => {
     });
     // Group 0 as a mesh; group 1 as a star, whose leader polls a Service that lists group 0's pods too.
     const group0 = await box.startPods([0, 1, 2], bare());
-    const exits0 = await Promise.all(group0.map((p) => p.exited));
+    const exits0 = await finished(group0);
     // Group 0 is released although group 1 has no pod yet: a group is the barrier.
     expect(exits0.map((e) => e.code)).toEqual([0, 0, 0]);
     const group1 = await box.startPods([3, 4, 5], bare({ KUBEPEERS_TOPOLOGY: 'star' }));
-    const exits1 = await Promise.all(group1.map((p) => p.exited));
+    const exits1 = await finished(group1);
     expect(exits1.map((e) => e.code)).toEqual([0, 0, 0]);
     for (const [g, pods] of [group0, group1].entries()) {
       const leader = `vllm-${g}.vllm.default.svc.cluster.local`;
@@ -271,7 +278,7 @@ describe('Kubeflow Trainer v2 TrainJob in the box', () => {
     });
     const pods = await box.startPods([...Array(nodes).keys()], bare());
     await box.markReady(...[...Array(nodes).keys()].reverse());
-    const exits = await Promise.all(pods.map((p) => p.exited));
+    const exits = await finished(pods);
     expect(exits.map((e) => e.code)).toEqual(pods.map(() => 0));
     for (const pod of pods) {
       expect(pod.hostname).toBe(`llama-node-0-${pod.index}`);
@@ -295,8 +302,8 @@ describe('Kubeflow Trainer v2 TrainJob in the box', () => {
       }),
     });
     const [pod] = await box.startPods([0], bare());
-    const exit = await pod!.exited;
-    expect(exit.code).toBe(2);
+    const [exit] = await finished([pod!]);
+    expect(exit!.code).toBe(2);
     expect(pod!.stderr).toContain("expected 1, this node's rank in env PET_NODE_RANK (Kubeflow Trainer)");
     expect(pod!.stderr).toContain('index is 0');
   });
