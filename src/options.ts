@@ -96,7 +96,8 @@ export interface WaitForPeersOptions {
   /**
    * Pods per child Job (the replicated job's `completions`), for replicated jobs whose entry in
    * `replicatedJobs` does not say, or for this pod's when `replicatedJobs` is not set. Default: env
-   * `KUBEPEERS_PODS_PER_JOB`, else none: Kubernetes does not tell a pod.
+   * `KUBEPEERS_PODS_PER_JOB`, else (this pod's replicated job alone) `size` divided by its replicas, else
+   * none: Kubernetes does not tell a pod.
    */
   podsPerJob?: number;
   /**
@@ -716,15 +717,17 @@ function resolveJobSet(
         `the replicated jobs of the barrier as "name:REPLICASxPODS" in spec order: JobSet "${name}" has ${globalReplicas} child Jobs (${globalSrc!.source}), replicated job "${rj}" only ${replicasLabel}`,
       );
     }
+    // The pods in all, where something gives them (KUBEPEERS_SIZE, PET_NNODES), make the pods per child Job.
+    const sizeGiven = pick(options, 'size', env);
+    const total = sizeGiven ? integer('size', sizeGiven, 1, MAX_SIZE) : trainer?.nodes;
     const pods =
-      podsPerJob ??
-      (trainer && trainer.nodes % replicasLabel === 0 ? trainer.nodes / replicasLabel : undefined);
+      podsPerJob ?? (total !== undefined && total % replicasLabel === 0 ? total / replicasLabel : undefined);
     if (pods === undefined) {
       throw new ConfigError(
         'podsPerJob',
         `option podsPerJob or env ${ENV.podsPerJob}`,
         undefined,
-        `the pods per child Job of replicated job "${rj}" (its completions); Kubernetes does not expose it to pods`,
+        `the pods per child Job of replicated job "${rj}" (its completions; or the size, all pods of its ${replicasLabel} child Jobs); Kubernetes does not expose it to pods`,
       );
     }
     layout = [{ name: rj, replicas: replicasLabel, podsPerJob: pods }];

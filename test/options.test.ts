@@ -276,6 +276,18 @@ describe('resolveConfig in a JobSet', () => {
     });
     expect(peerFqdn(c, 0)).toBe('train-workers-0-0.train.ml.svc.cluster.local');
     expect(peerHostname(c, c.index)).toBe('train-workers-1-2');
+    // KUBEPEERS_SIZE (all pods of the replicated job) makes the pods per child Job too; one that does not
+    // divide into the 2 child Jobs does not.
+    expect(
+      await resolveConfig(
+        pod({ labelsPath: labelsOne, env: { JOB_COMPLETION_INDEX: '2', KUBEPEERS_SIZE: '8' } }),
+      ),
+    ).toMatchObject({ index: 6, size: 8, replicatedJobs: [{ name: 'workers', replicas: 2, podsPerJob: 4 }] });
+    expect(
+      await configError(
+        pod({ labelsPath: labelsOne, env: { JOB_COMPLETION_INDEX: '2', KUBEPEERS_SIZE: '7' } }),
+      ),
+    ).toMatchObject({ setting: 'podsPerJob' });
     // The completion index comes from the labels file too when the env has none.
     expect(await resolveConfig(pod({ labelsPath: labelsOne, env: {}, podsPerJob: 4 }))).toMatchObject({
       index: 6,
