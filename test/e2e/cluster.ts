@@ -67,7 +67,7 @@ export interface Pod {
   process: ChildProcess;
   stdout: string;
   stderr: string;
-  /** Resolves when the process has exited (and been reaped). */
+  /** Resolves when the process has exited (and been reaped) and its output was read (at most 1 s later). */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
   /**
    * Resolves once the process has exited and its stdout and stderr have ended: only then do `stdout` and
@@ -292,8 +292,16 @@ export class ClusterInABox {
       stdout: '',
       stderr: '',
       ready: false,
+      // Resolved once the output is read too (`close`), or 1 s after the exit when a process the program
+      // left behind holds the pipes: `exit` can come with output still in them (a 64-pod run once read
+      // a pod's stdout cut after its first line). `at` is the exit's time.
       exited: new Promise((resolve) =>
-        child.on('exit', (code, signal) => resolve({ code, signal, at: performance.now() })),
+        child.on('exit', (code, signal) => {
+          const exit = { code, signal, at: performance.now() };
+          const done = (): void => resolve(exit);
+          child.on('close', done);
+          setTimeout(done, 1000).unref();
+        }),
       ),
       closed: new Promise((resolve) => child.on('close', () => resolve())),
     };
