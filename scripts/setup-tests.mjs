@@ -18,6 +18,7 @@ const TOOLS = [
   ['ip', 'iproute2', 'network namespaces, one per pod, on a bridge'],
   ['unshare', 'util-linux', "each pod's own hostname (UTS namespace)"],
   ['setpriv', 'util-linux', 'pods run as nobody without capabilities'],
+  ['mount', 'mount', 'pods with a file system of their own (the standalone binary in pods without node)'],
   ['script', 'bsdutils', 'a pseudo-terminal for the CLI test of live progress on a TTY'],
   ...(bench
     ? [
