@@ -19,6 +19,7 @@ const TOOLS = [
   ['unshare', 'util-linux', "each pod's own hostname (UTS namespace)"],
   ['setpriv', 'util-linux', 'pods run as nobody without capabilities'],
   ['mount', 'mount', 'pods with a file system of their own (the standalone binary in pods without node)'],
+  ['strip', 'binutils', 'the standalone binary is built from a copy of node without its symbols'],
   ['script', 'bsdutils', 'a pseudo-terminal for the CLI test of live progress on a TTY'],
   ...(bench
     ? [
