@@ -38,7 +38,7 @@ const steps = [];
 let last = started;
 const step = (name) => {
   const now = performance.now();
-  steps.push(`${name} ${((now - last) / 1000).toFixed(1)} s`);
+  steps.push(`${name}: ${((now - last) / 1000).toFixed(1)} s`);
   last = now;
 };
 const say = (line) => process.stderr.write(`build-binary: ${line}\n`);
@@ -115,7 +115,7 @@ try {
   if (result.warnings.length > 0) fail(`esbuild: ${result.warnings.map((w) => w.text).join('; ')}`);
 
   // 2. The blob, from this very Node.js (a blob only runs in the Node.js version that made it).
-  step('bundle');
+  step(`bundle (${(statSync(bundle).size / 1e3).toFixed(0)} kB)`);
   const blob = join(work, 'kubepeers.blob');
   writeFileSync(
     join(work, 'sea-config.json'),
