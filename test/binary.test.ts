@@ -6,7 +6,7 @@
  * few coreutils), as a distroless-like image would.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -20,7 +20,7 @@ const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { 
 let work: string;
 /** The built binary, as the kubepeers image would hold it. */
 let binary: string;
-/** The main containers' userland: sh (dash), cat, cp, env. */
+/** The main containers' userland: sh (dash), cat, cp, env, find, test. */
 let tools: string;
 let buildSeconds: number;
 
@@ -65,8 +65,15 @@ beforeAll(async () => {
     ['cat', 'cat'],
     ['cp', 'cp'],
     ['env', 'env'],
+    ['find', 'find'],
+    ['test', 'test'],
   ] as const) {
-    const from = execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim();
+    // The program on PATH (not sh's builtin of the name, as `command -v test` would give).
+    const from = (process.env.PATH ?? '/usr/bin:/bin')
+      .split(delimiter)
+      .map((dir) => join(dir, cmd))
+      .find((f) => existsSync(f));
+    if (!from) throw new Error(`${cmd} is not on PATH (${process.env.PATH ?? ''})`);
     await copyFile(from, join(tools, name));
     await chmod(join(tools, name), 0o755);
   }
@@ -94,6 +101,9 @@ async function emptyDir(name: string): Promise<string> {
   return dir;
 }
 
+/** find's arguments after the paths: prints each executable file named node or nodejs, or link to one. */
+const FIND_NODE = String.raw`\( -name node -o -name nodejs \) -xtype f -exec test -x {} \; -printf "node: FOUND file %p\n"`;
+
 /**
  * A shell script that says which `node` a pod can find or run: `node: none` when it can find none, else
  * `node: FOUND <what>` lines. It looks on PATH, at every path where the machine has node, and runs
@@ -110,13 +120,23 @@ function probeNode(): string {
   ].join('\n');
 }
 
-/** A main container's file system: node hidden, the userland at /tools and the given volumes. */
+/**
+ * The top-level directories of a main container's root, as an image's: no /tmp, /work, /home, /root or
+ * /opt, where other copies of node may lie (node@24 from npm is under /tmp in CI).
+ */
+const IMAGE_ROOT = ['usr', 'etc', 'dev', 'proc', 'sys'];
+
+/**
+ * A main container's file system: the machine's /usr, /etc and kernel file systems (no other top-level
+ * directory), every directory holding node hidden, the userland at /tools and the given volumes.
+ */
 function withoutNode(volumes: PodFileSystem['volumes'] = []): {
   fs: PodFileSystem;
   env: Record<string, string>;
 } {
   return {
     fs: {
+      only: IMAGE_ROOT,
       hide: nodeDirectories(),
       volumes: [{ mountPath: '/tools', hostPath: tools, readOnly: true }, ...volumes],
       workdir: '/',
@@ -180,30 +200,45 @@ describe('the standalone binary', () => {
     expect(files).not.toContain('dist/kubepeers-linux-x64');
   });
 
-  it('runs --version in a pod whose file system has no node (and the same probe finds node without the hiding)', async () => {
+  it('runs --version in a pod whose file system has no node (and the same probe finds node in a pod that sees the machine)', async () => {
     box = await ClusterInABox.create();
     const image = dirname(binary);
-    const script = `${probeNode()}\n/kp/kubepeers --version`;
+    // Besides the probe: the root's entries, and every executable file named node or nodejs (or link to
+    // one) in the whole tree but the kernel's file systems.
+    const script = [
+      probeNode(),
+      'echo "root:" /*',
+      `find /usr /etc /kp /tools ${FIND_NODE}`,
+      '/kp/kubepeers --version',
+    ].join('\n');
     const volumes = [{ mountPath: '/kp', hostPath: image, readOnly: true }];
     const [hidden, control] = await box.preparePods([0, 1]);
     const bare = withoutNode(volumes);
     const pods = box.launchPods([hidden!], { command: ['sh', '-c', script], ...bare });
-    // The control pod: the same file system and tools, nothing hidden.
+    // The control pod: the same tools and volumes, the machine's whole root, nothing hidden.
     pods.push(
       ...box.launchPods([control!], {
         command: ['sh', '-c', script],
-        fs: { ...bare.fs, hide: [] },
+        fs: { volumes: bare.fs.volumes ?? [], workdir: '/' },
         env: bare.env,
       }),
     );
     const exits = await Promise.all(pods.map((p) => p.exited));
     const [without, withNode] = pods;
     expect(exits[0]!.code, without!.stderr).toBe(0);
+    const links = (await readdir('/', { withFileTypes: true })).filter((e) => e.isSymbolicLink());
+    const root = [...IMAGE_ROOT, ...links.map((e) => e.name), 'kp', 'tools'].map((n) => `/${n}`).sort();
+    expect(without!.stdout).toBe(
+      `node: none\nroot: ${root.join(' ')}\n${/^kubepeers .*\n/m.exec(without!.stdout)?.[0]}`,
+    );
     expect(without!.stdout).toMatch(
-      new RegExp(`^node: none\\nkubepeers ${esc(pkg.version)} \\(wire protocol \\d+\\)\\n$`),
+      new RegExp(`^kubepeers ${esc(pkg.version)} \\(wire protocol \\d+\\)$`, 'm'),
     );
     expect(withNode!.stdout).toContain(`node: FOUND runnable ${process.execPath}`);
     expect(withNode!.stdout).toMatch(/node: FOUND on PATH at \//);
+    // The find sees, in a pod that sees the machine, what it sees on the machine.
+    const onMachine = execFileSync('sh', ['-c', `find /usr /etc ${FIND_NODE}`], { encoding: 'utf8' });
+    for (const line of onMachine.split('\n').filter(Boolean)) expect(withNode!.stdout).toContain(line);
     expect(withNode!.stdout).toContain(`kubepeers ${pkg.version} (wire protocol `);
   });
 

@@ -70,6 +70,12 @@ export interface PodFileSystem {
    */
   hide?: string[];
   /**
+   * The top-level directories of the machine's root that the pod sees, by name (e.g. `['usr', 'etc',
+   * 'dev', 'proc', 'sys']`, as an image would hold); top-level symbolic links (`bin -> usr/bin`) are
+   * always there. Default: every one.
+   */
+  only?: string[];
+  /**
    * Volumes: directories of the machine mounted at `mountPath`, which must be a new top-level path such
    * as `/kp` (as an emptyDir mounted at /kp). Read-write unless `readOnly`. Default: none.
    */
@@ -621,6 +627,10 @@ function fileSystemArgs(
     if (realpathSync(dir) !== dir || dir === '/')
       throw where('hidden directory', dir, `a path without symbolic links (${realpathSync(dir)}), not /`);
   }
+  for (const name of fs.only ?? []) {
+    if (name.includes('/') || !existsSync(`/${name}`) || !statSync(`/${name}`).isDirectory())
+      throw where('top-level directory', name, 'the name of a directory at the root, such as usr');
+  }
   for (const v of fs.volumes ?? []) {
     if (!/^\/[^/]+$/.test(v.mountPath) || existsSync(v.mountPath))
       throw where(
@@ -641,6 +651,11 @@ function fileSystemArgs(
     // The machine's top-level entries: directories bound (with what is mounted below them), links copied.
     'for e in /* /.[!.]*; do',
     '  [ -e "$e" ] || [ -L "$e" ] || continue',
+    ...(fs.only
+      ? [
+          `  case "$e" in '//'${fs.only.map((n) => `|${shq(`/${n}`)}`).join('')}) ;; *) [ -L "$e" ] || continue ;; esac`,
+        ]
+      : []),
     '  if [ -L "$e" ]; then ln -s "$(readlink "$e")" "$R$e"',
     '  elif [ -d "$e" ]; then mkdir "$R$e" && mount --rbind "$e" "$R$e"; fi',
     'done',
@@ -652,7 +667,10 @@ function fileSystemArgs(
       `mkdir "$R"${shq(v.mountPath)} && mount --bind ${shq(v.hostPath)} "$R"${shq(v.mountPath)}`,
       ...(v.readOnly ? [`mount -o remount,bind,ro "$R"${shq(v.mountPath)}`] : []),
     ]),
-    ...(fs.hide ?? []).map((dir) => `mount -t tmpfs -o ro,mode=755 kpbox-hidden "$R"${shq(dir)}`),
+    // (A directory below a top-level one that `only` leaves out is not there to hide.)
+    ...(fs.hide ?? []).map(
+      (dir) => `[ ! -d "$R"${shq(dir)} ] || mount -t tmpfs -o ro,mode=755 kpbox-hidden "$R"${shq(dir)}`,
+    ),
     'u=$(command -v unshare)',
     'PATH=$KPBOX_POD_PATH && unset KPBOX_POD_PATH',
     `exec "$u" --root="$R" --wd=${shq(fs.workdir ?? image)} -- ${nobody ? `/.kpbox/setpriv ${SETPRIV_NOBODY} -- ` : ''}"$@"`,
