@@ -80,7 +80,10 @@ export interface PodFileSystem {
    * as `/kp` (as an emptyDir mounted at /kp). Read-write unless `readOnly`. Default: none.
    */
   volumes?: { mountPath: string; hostPath: string; readOnly?: boolean }[];
-  /** Working directory of the program, in the pod's file system. Default: the image directory. */
+  /**
+   * Working directory of the program, in the pod's file system. Default: the image directory (under the
+   * machine's temporary directory: with `only`, give one that the pod has, such as `/`).
+   */
   workdir?: string;
 }
 
