@@ -20,6 +20,8 @@ const TOOLS = [
   ['ip', 'iproute2', 'network namespaces, one per pod, on a bridge'],
   ['unshare', 'util-linux', "each pod's own hostname (UTS namespace)"],
   ['setpriv', 'util-linux', 'pods run as nobody without capabilities'],
+  ['mount', 'mount', 'pods with a file system of their own (the standalone binary in pods without node)'],
+  ['strip', 'binutils', 'the standalone binary is built from a copy of node without its symbols'],
   ['script', 'bsdutils', 'a pseudo-terminal for the CLI test of live progress on a TTY'],
   // Real framework clients in the pods (test/e2e/frameworks.test.ts). python3-torch brings ~180 packages:
   // about 30 s of apt-get here.

@@ -21,9 +21,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile, chmod } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Knot, podRecords, run, type DnsCounters } from '../helpers/knot.js';
 import { Unbound, type CacheCounters } from '../helpers/unbound.js';
 import { kubeletHosts } from '../helpers/pods.js';
@@ -85,6 +85,42 @@ export interface PodSpec {
   env?: Record<string, string>;
   /** Run as root with the default capabilities (as a default container), e.g. for ping. Default: nobody, none. */
   root?: boolean;
+  /**
+   * A file system of the pod's own, as a container's: its own mount namespace and root, where directories
+   * can be hidden and volumes mounted. Default: none (the pod sees the machine's file system).
+   */
+  fs?: PodFileSystem;
+}
+
+/**
+ * The file system a pod sees when its spec has `fs`: the machine's (every top-level directory bound into
+ * a root of the pod's own), less the directories hidden, plus the volumes; the pod's program runs in it
+ * as it would in a container (chrooted, as nobody unless `root`). The mounts live in the pod's own mount
+ * namespace: the machine sees none of them, and they vanish with the pod's processes.
+ */
+export interface PodFileSystem {
+  /**
+   * Directories the pod cannot see: each is covered by an empty read-only tmpfs. Absolute paths of
+   * existing directories without symbolic links in them (realpath), e.g. the directory holding `node`.
+   * Default: none.
+   */
+  hide?: string[];
+  /**
+   * The top-level directories of the machine's root that the pod sees, by name (e.g. `['usr', 'etc',
+   * 'dev', 'proc', 'sys']`, as an image would hold); top-level symbolic links (`bin -> usr/bin`) are
+   * always there. Default: every one.
+   */
+  only?: string[];
+  /**
+   * Volumes: directories of the machine mounted at `mountPath`, which must be a new top-level path such
+   * as `/kp` (as an emptyDir mounted at /kp). Read-write unless `readOnly`. Default: none.
+   */
+  volumes?: { mountPath: string; hostPath: string; readOnly?: boolean }[];
+  /**
+   * Working directory of the program, in the pod's file system. Default: the image directory (under the
+   * machine's temporary directory: with `only`, give one that the pod has, such as `/`).
+   */
+  workdir?: string;
 }
 
 /** A pod whose namespace is set up and whose program has not been started (see preparePods). */
@@ -103,7 +139,7 @@ export interface Pod {
   process: ChildProcess;
   stdout: string;
   stderr: string;
-  /** Resolves when the process has exited (and been reaped). */
+  /** Resolves when the process has exited (and been reaped) and its output was read (at most 1 s later). */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
   /**
    * Resolves once the process has exited and its stdout and stderr have ended: only then do `stdout` and
@@ -359,40 +395,7 @@ export class ClusterInABox {
   }
 
   private spawnPod(index: number, ip: string, netns: string, hostname: string, spec: PodSpec): Pod {
-    // ip netns exec (mount /etc/netns files) -> unshare --uts (own hostname) -> setpriv (nobody, no caps).
-    const child = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        netns,
-        'unshare',
-        '--uts',
-        '--',
-        'sh',
-        '-c',
-        spec.root
-          ? 'echo "$0" > /proc/sys/kernel/hostname && exec "$@"'
-          : 'echo "$0" > /proc/sys/kernel/hostname && exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all -- "$@"',
-        hostname,
-        ...spec.command,
-      ],
-      {
-        cwd: this.image,
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          HOME: '/nonexistent',
-          ...(this.options.indexedJob === false
-            ? {}
-            : { JOB_COMPLETION_INDEX: String(this.jobSet ? this.jobSetPosition(index).podIndex : index) }),
-          ...(this.jobSet ? { KUBEPEERS_LABELS_FILE: join(this.dir, 'podinfo', netns, 'labels') } : {}),
-          ...this.options.podEnv?.(index),
-          ...spec.env,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    this.spawned.push(child.pid!);
+    const child = this.spawnIn(index, netns, hostname, spec);
     const pod: Pod = {
       index,
       ip,
@@ -402,8 +405,16 @@ export class ClusterInABox {
       stdout: '',
       stderr: '',
       ready: false,
+      // Resolved once the output is read too (`close`), or 1 s after the exit when a process the program
+      // left behind holds the pipes: `exit` can come with output still in them (a 64-pod run once read
+      // a pod's stdout cut after its first line). `at` is the exit's time.
       exited: new Promise((resolve) =>
-        child.on('exit', (code, signal) => resolve({ code, signal, at: performance.now() })),
+        child.on('exit', (code, signal) => {
+          const exit = { code, signal, at: performance.now() };
+          const done = (): void => resolve(exit);
+          child.on('close', done);
+          setTimeout(done, 1000).unref();
+        }),
       ),
       closed: new Promise((resolve) => child.on('close', () => resolve())),
     };
@@ -412,6 +423,69 @@ export class ClusterInABox {
     if (this.publishNotReadyAddresses) pod.ready = true; // listed: markNotReady withdraws it
     this.pods.set(index, pod);
     return pod;
+  }
+
+  /**
+   * Runs an init container of a prepared pod: a program in the pod's network namespace, with its hostname
+   * and env, run to completion before launchPods starts the pod's main program (as kubelet runs init
+   * containers). Its file system is its own (`spec.fs`), as each container's is; volumes are shared by
+   * naming the same host directory. Resolves with how it exited and what it printed.
+   */
+  async runInit(
+    pod: PreparedPod,
+    spec: PodSpec,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+    const child = this.spawnIn(pod.index, pod.netns, pod.hostname, spec);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.on('close', (c, sig) => resolve([c, sig])),
+    );
+    return { code, signal, stdout, stderr };
+  }
+
+  /** Starts a program in a pod's namespaces, as the pod's user (see PodSpec). */
+  private spawnIn(index: number, netns: string, hostname: string, spec: PodSpec): ChildProcess {
+    const env = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: '/nonexistent',
+      ...(this.options.indexedJob === false
+        ? {}
+        : { JOB_COMPLETION_INDEX: String(this.jobSet ? this.jobSetPosition(index).podIndex : index) }),
+      ...(this.jobSet ? { KUBEPEERS_LABELS_FILE: join(this.dir, 'podinfo', netns, 'labels') } : {}),
+      ...this.options.podEnv?.(index),
+      ...spec.env,
+    };
+    const setup = spec.fs
+      ? fileSystemArgs(spec.fs, join(this.dir, 'roots', netns), this.image, !spec.root, env)
+      : undefined;
+    // ip netns exec (mount /etc/netns files) -> unshare --uts (own hostname) -> setpriv (nobody, no caps).
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        netns,
+        'unshare',
+        '--uts',
+        ...(setup ? ['--mount'] : []),
+        '--',
+        'sh',
+        '-c',
+        setup
+          ? setup.script
+          : spec.root
+            ? 'echo "$0" > /proc/sys/kernel/hostname && exec "$@"'
+            : 'echo "$0" > /proc/sys/kernel/hostname && exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all -- "$@"',
+        hostname,
+        ...spec.command,
+      ],
+      { cwd: this.image, env: setup?.env ?? env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.spawned.push(child.pid!);
+    return child;
   }
 
   private records(pod: Pod, op: 'add' | 'delete'): string[] {
@@ -633,7 +707,11 @@ async function buildImage(dir: string): Promise<string> {
   const self = join(image, 'node_modules', pkg.name);
   await mkdir(self, { recursive: true });
   await cp(join(ROOT, 'package.json'), join(self, 'package.json'));
-  await cp(join(ROOT, 'dist'), join(self, 'dist'), { recursive: true });
+  // Not the standalone binary (npm run build:binary), ~100 MB that no pod runs from here.
+  await cp(join(ROOT, 'dist'), join(self, 'dist'), {
+    recursive: true,
+    filter: (src) => !/[\\/]kubepeers-linux-x64[^\\/]*$/.test(src),
+  });
   await cp(join(ROOT, 'example-workload'), join(image, 'example-workload'), { recursive: true });
   const seen = new Set<string>();
   const copyDeps = async (from: string): Promise<void> => {
@@ -651,6 +729,89 @@ async function buildImage(dir: string): Promise<string> {
   await copyDeps(ROOT);
   await sh(`chmod -R a+rX ${image}`);
   return image;
+}
+
+const SETPRIV_NOBODY = '--reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all';
+
+/** A word for sh, quoted. */
+function shq(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The script (for `sh -c`, run as root in the pod's own mount namespace, $0 the hostname, "$@" the
+ * command) that builds a pod's file system at `root` (a directory of the box, the mount point of a
+ * tmpfs) and runs the command chrooted there, and the env to run it with (the machine's PATH, for the
+ * tools that do this; the pod's own PATH, `env.PATH`, is set last).
+ */
+function fileSystemArgs(
+  fs: PodFileSystem,
+  root: string,
+  image: string,
+  nobody: boolean,
+  env: Record<string, string>,
+): { script: string; env: Record<string, string> } {
+  const where = (what: string, path: string, expected: string): Error =>
+    new Error(`cluster in a box: ${what} ${JSON.stringify(path)} (PodSpec.fs): expected ${expected}`);
+  for (const dir of fs.hide ?? []) {
+    if (!isAbsolute(dir) || !existsSync(dir) || !statSync(dir).isDirectory())
+      throw where('hidden directory', dir, 'the absolute path of an existing directory');
+    if (realpathSync(dir) !== dir || dir === '/')
+      throw where('hidden directory', dir, `a path without symbolic links (${realpathSync(dir)}), not /`);
+  }
+  for (const name of fs.only ?? []) {
+    if (name.includes('/') || !existsSync(`/${name}`) || !statSync(`/${name}`).isDirectory())
+      throw where('top-level directory', name, 'the name of a directory at the root, such as usr');
+  }
+  for (const v of fs.volumes ?? []) {
+    if (!/^\/[^/]+$/.test(v.mountPath) || existsSync(v.mountPath))
+      throw where(
+        'volume mountPath',
+        v.mountPath,
+        'a top-level path that the machine does not have, such as /kp',
+      );
+    if (!isAbsolute(v.hostPath) || !existsSync(v.hostPath) || !statSync(v.hostPath).isDirectory())
+      throw where('volume hostPath', v.hostPath, 'the absolute path of an existing directory');
+  }
+  mkdirSync(root, { recursive: true });
+  const r = shq(root);
+  const lines = [
+    'set -eu',
+    'echo "$0" > /proc/sys/kernel/hostname',
+    `R=${r}`,
+    'mount -t tmpfs -o mode=755 kpbox-root "$R"',
+    // The machine's top-level entries: directories bound (with what is mounted below them), links copied.
+    'for e in /* /.[!.]*; do',
+    '  [ -e "$e" ] || [ -L "$e" ] || continue',
+    ...(fs.only
+      ? [
+          `  case "$e" in '//'${fs.only.map((n) => `|${shq(`/${n}`)}`).join('')}) ;; *) [ -L "$e" ] || continue ;; esac`,
+        ]
+      : []),
+    '  if [ -L "$e" ]; then ln -s "$(readlink "$e")" "$R$e"',
+    '  elif [ -d "$e" ]; then mkdir "$R$e" && mount --rbind "$e" "$R$e"; fi',
+    'done',
+    // The pod's root is itself below a bound directory: not inside itself.
+    'if [ -d "$R$R" ]; then umount -l "$R$R"; fi',
+    // setpriv, wherever the hidden directories put the machine's.
+    'mkdir "$R/.kpbox" && : > "$R/.kpbox/setpriv" && mount --bind "$(command -v setpriv)" "$R/.kpbox/setpriv"',
+    ...(fs.volumes ?? []).flatMap((v) => [
+      `mkdir "$R"${shq(v.mountPath)} && mount --bind ${shq(v.hostPath)} "$R"${shq(v.mountPath)}`,
+      ...(v.readOnly ? [`mount -o remount,bind,ro "$R"${shq(v.mountPath)}`] : []),
+    ]),
+    // (A directory below a top-level one that `only` leaves out is not there to hide.)
+    ...(fs.hide ?? []).map(
+      (dir) => `[ ! -d "$R"${shq(dir)} ] || mount -t tmpfs -o ro,mode=755 kpbox-hidden "$R"${shq(dir)}`,
+    ),
+    'u=$(command -v unshare)',
+    'PATH=$KPBOX_POD_PATH && unset KPBOX_POD_PATH',
+    `exec "$u" --root="$R" --wd=${shq(fs.workdir ?? image)} -- ${nobody ? `/.kpbox/setpriv ${SETPRIV_NOBODY} -- ` : ''}"$@"`,
+  ];
+  const machinePath = process.env.PATH ?? '/usr/bin:/bin';
+  return {
+    script: lines.join('\n'),
+    env: { ...env, PATH: machinePath, KPBOX_POD_PATH: env.PATH ?? machinePath },
+  };
 }
 
 function parseSnmp(text: string): Record<string, Record<string, number>> {
