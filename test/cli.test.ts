@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await dns.close();
+  await rm(dir, { recursive: true, force: true });
 });
 
 /** Runs the built CLI; `during` may act on the running process (send signals, probe HTTP). */

@@ -24,6 +24,10 @@ import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ENV_FORMATS, envFor, type EnvFormat } from '../src/outputs.js';
+import { DEFAULTS } from '../src/settings.js';
+
+/** What `kubepeers wait` exports without `--format`. */
+const DEFAULT_FORMATS = DEFAULTS.formats.join(',');
 import { rosterOf } from './helpers/roster.js';
 
 const exec = promisify(execFile);
@@ -341,7 +345,9 @@ function gpuErrors(docs: Doc[], ours: (image: string) => boolean): string[] {
     const pod = job.spec.template.spec;
     const writers = podContainers(pod)
       .map((c) => argvOf(c, ours))
-      .filter((argv) => runsKubepeers(argv) && /torchrun|all/.test(flagValue(argv, '--format') ?? 'all'));
+      .filter(
+        (argv) => runsKubepeers(argv) && /torchrun|all/.test(flagValue(argv, '--format') ?? DEFAULT_FORMATS),
+      );
     for (const c of podContainers(pod)) {
       const argv = argvOf(c, ours);
       if (runsKubepeers(argv) || !/\btorchrun\b/.test(argv.join(' '))) continue;
@@ -657,7 +663,7 @@ describe('example-workload manifests', async () => {
     const main = jobsOf(rendered).find((j) => j.metadata.name === 'any-image-job')!.spec.template.spec
       .containers[0]!;
     const argv = main.command!;
-    const formats = (flagValue(argv, '--format') ?? '').split(',') as EnvFormat[];
+    const formats = (flagValue(argv, '--format') ?? DEFAULT_FORMATS).split(',') as EnvFormat[];
     expect(formats.every((f) => ENV_FORMATS.includes(f))).toBe(true);
     const [cmd, ...args] = argv.slice(argv.indexOf('--') + 1);
     expect(cmd).toBe('python3');

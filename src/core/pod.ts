@@ -75,11 +75,8 @@ export interface Conn {
   gone: boolean;
   /** The `bye` the other side sent. */
   bye: ByeMessage['reason'] | undefined;
-  /**
-   * Outbound: what to do when it fails before the handshake passed (`busy`: the other side answered and
-   * turned us away for now).
-   */
-  onFail: ((reason: MissingPeer['reason'], detail: string, busy?: boolean) => void) | undefined;
+  /** Outbound: what to do when it fails before the handshake passed. */
+  onFail: ((reason: MissingPeer['reason'], detail: string) => void) | undefined;
   /** When it was opened or accepted. */
   since: number;
 }
@@ -426,7 +423,7 @@ export abstract class Pod implements Machine {
         const onFail = conn.onFail;
         this.close(conn, undefined, step.send.length === 0);
         const why = reason === 'busy' ? 'connect-failed' : 'wrong-identity';
-        onFail?.(why, `handshake with ${conn.remote}: ${reason}: ${detail}`, reason === 'busy');
+        onFail?.(why, `handshake with ${conn.remote}: ${reason}: ${detail}`);
       } else if (step.result) {
         this.counted('ok');
         this.handshakeEnded(conn);
@@ -561,13 +558,11 @@ export abstract class Pod implements Machine {
    */
   protected connectTarget(t: Target, address: string): void {
     t.connecting = true;
-    this.connect(address, t.index, (reason, detail, busy) => {
+    this.connect(address, t.index, (reason, detail) => {
       t.connecting = false;
       // Maybe not there any more (a pod that restarted is elsewhere): its name is asked again before the
-      // next attempt (the Service's evidence stays). Not when it answered `busy` while the answer that
-      // gave the address still holds: asking again would get the same address (a crowd at a big star's
-      // coordinator made each member ask its name again at every `busy`).
-      if (!busy || t.answerUntil <= this.now) t.addresses = t.addresses.filter((a) => a !== address);
+      // next attempt (the Service's evidence stays).
+      t.addresses = t.addresses.filter((a) => a !== address);
       if (t.why?.reason !== 'gave-up') t.why = { reason, detail };
       this.holdOff(t);
     });

@@ -7,7 +7,7 @@
  * when in star) and per pod in the other processes, CPU time. Writes docs/scale.jsonl, docs/scale.md and
  * docs/scale.svg.
  *
- * KPSCALE_RUNS: comma-separated topology:N (default below); KPSCALE_REPS (default 1);
+ * KPSCALE_RUNS: comma-separated topology:N, topology mesh, star or floor (the star's processes with no check) (default below); KPSCALE_REPS (default 1);
  * KPSCALE_RESUME=1 keeps runs already in docs/scale.jsonl; KPSCALE_REPORT_ONLY=1 only re-renders;
  * KPSCALE_PROF=<dir>: a V8 CPU profile of each worker process in <dir>.
  */
@@ -112,12 +112,7 @@ function startWorker(netns: string, specFile: string, nofile: number, pods: numb
       `--nofile=${nofile}`,
       process.execPath,
       // KPSCALE_PROF=<dir>: a V8 CPU profile of every worker process, written to <dir>.
-      ...(process.env.KPSCALE_PROF
-        ? ['--heap-prof', `--heap-prof-dir=${process.env.KPSCALE_PROF}`, '--trace-gc-nvp'].slice(
-            0,
-            process.env.KPSCALE_GC ? 3 : 2,
-          )
-        : []),
+      ...(process.env.KPSCALE_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KPSCALE_PROF}`] : []),
       join(ROOT, 'test/bench/sim-worker.mjs'),
       specFile,
     ],

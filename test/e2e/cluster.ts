@@ -440,8 +440,12 @@ export class ClusterInABox {
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    // As for pods: once the output is read, or 1 s after the exit when something left behind holds it.
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-      child.on('close', (c, sig) => resolve([c, sig])),
+      child.on('exit', (c, sig) => {
+        child.on('close', () => resolve([c, sig]));
+        setTimeout(() => resolve([c, sig]), 1000).unref();
+      }),
     );
     return { code, signal, stdout, stderr };
   }
