@@ -277,7 +277,7 @@ describe('the standalone binary', () => {
     const pods = prepared.map((p, k) => box!.launchPods([p], mains[k]!)[0]!);
     await box.markReady(...pods.map((p) => p.index));
     const exits = await Promise.all(pods.map((p) => p.exited));
-    const coordinator = `${box.job}-0.${box.svc}.${box.namespace}.svc.cluster.local`;
+    const coordinator = box.fqdn(0);
     for (const pod of pods) {
       const why = `pod ${pod.index} stdout:\n${pod.stdout}\nstderr:\n${pod.stderr}`;
       expect(exits[pod.index]!.code, why).toBe(0);
@@ -321,7 +321,7 @@ describe('the standalone binary', () => {
     });
     await box.markReady(...pods.map((p) => p.index));
     const exits = await Promise.all(pods.map((p) => p.exited));
-    const fqdn = (i: number): string => `${box!.job}-${i}.${box!.svc}.${box!.namespace}.svc.cluster.local`;
+    const fqdn = (i: number): string => box!.fqdn(i);
     for (const pod of pods) {
       const why = `pod ${pod.index} stdout:\n${pod.stdout}\nstderr:\n${pod.stderr}`;
       expect(exits[pod.index]!.code, why).toBe(0);

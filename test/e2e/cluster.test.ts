@@ -40,7 +40,7 @@ function reached(pod: Pod): Map<number, string> {
 }
 
 function expectReleasedWithRoster(b: ClusterInABox, pods: Pod[], size: number, viaCli = true): void {
-  const coordinator = `${b.job}-0.${b.svc}.${b.namespace}.svc.cluster.local`;
+  const coordinator = b.fqdn(0);
   for (const pod of pods) {
     const peers = reached(pod);
     expect(peers.size, `pod ${pod.index} stdout:\n${pod.stdout}\nstderr:\n${pod.stderr}`).toBe(size - 1);

@@ -244,6 +244,11 @@ export class ClusterInABox {
     return NODE_IP;
   }
 
+  /** `<job>-<index>.<svc>.<ns>.svc.cluster.local`: the FQDN of an Indexed Job's pod, as frameworks get it. */
+  fqdn(index: number): string {
+    return `${this.job}-${index}.${this.svc}.${this.namespace}.svc.cluster.local`;
+  }
+
   /** Where pod `index` sits in the JobSet: its replicated job, job index and pod index. */
   jobSetPosition(index: number): { replicatedJob: string; jobIndex: number; podIndex: number } {
     let k = index;

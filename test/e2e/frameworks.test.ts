@@ -48,8 +48,6 @@ const kubepeers = (...args: string[]): string[] => [
   'node_modules/kubepeers/dist/bin.js',
   ...args,
 ];
-const fqdn = (b: ClusterInABox, i: number): string =>
-  `${b.job}-${i}.${b.svc}.${b.namespace}.svc.cluster.local`;
 const output = (pod: Pod): string => `pod ${pod.index} stdout:\n${pod.stdout}\nstderr:\n${pod.stderr}`;
 
 /** Compiles test/fixtures/mpi-ranks.c with an MPI's compiler wrapper (mpicc.openmpi, mpicc.mpich). */
@@ -73,7 +71,7 @@ function compileMpi(mpicc: string): string {
 async function rshAgent(b: ClusterInABox, pods: PreparedPod[]): Promise<string> {
   const path = join(b.dir, 'rsh-agent');
   const cases = pods
-    .map((p) => `  ${fqdn(b, p.index)}|${p.hostname}) ns=${p.netns} name=${p.hostname} ;;`)
+    .map((p) => `  ${b.fqdn(p.index)}|${p.hostname}) ns=${p.netns} name=${p.hostname} ;;`)
     .join('\n');
   await writeFile(
     path,
