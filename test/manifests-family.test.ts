@@ -1,10 +1,12 @@
 /**
  * The manifests of the job family around Indexed Jobs, in example-workload/k8s (test/manifests.test.ts
- * checks the plain Job manifests). No npm package ships JobSet's schema: the JobSet is type-checked against
- * test/types/jobset-v1alpha2.ts (written from JobSet's Go API, commit cited there) with excess-property
- * checks, each replicated job's template is validated as a batch/v1 Job by kubernetes-models, the rules of
- * JobSet's webhook that apply are checked here, and the manifest's env is run through kubepeers'
- * resolveConfig() for pods made as JobSet would make them.
+ * checks the plain Job manifests): jobset.yaml, leaderworkerset.yaml and trainjob.yaml. No npm package
+ * ships the schema of JobSet, LeaderWorkerSet or TrainJob: each is type-checked against the types in
+ * test/types/ (written from the project's Go API, file and commit cited there) with excess-property
+ * checks, the pod templates are validated against the Kubernetes schema by kubernetes-models, the rules of
+ * the projects' webhooks that apply are checked here, and the manifest's env is run through kubepeers'
+ * resolveConfig() for every pod, made as the controller would make it (its hostname, /etc/hosts, the env
+ * and labels the controller adds).
  */
 import { execFile } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -12,28 +14,31 @@ import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Job } from 'kubernetes-models/batch/v1';
-import type { Container } from 'kubernetes-types/core/v1.js';
+import { Pod } from 'kubernetes-models/v1';
+import type { Container, PodSpec, PodTemplateSpec } from 'kubernetes-types/core/v1.js';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { peerHostname, resolveConfig } from '../src/internals.js';
+import { peerFqdn, peerHostname, resolveConfig } from '../src/internals.js';
 import type { JobSet } from './types/jobset-v1alpha2.js';
+import type { LeaderWorkerSet } from './types/leaderworkerset-v1.js';
+import type { TrainJob } from './types/trainjob-v1alpha1.js';
 
 const DIR = 'example-workload/k8s';
 const FILE = `${DIR}/jobset.yaml`;
 const exec = promisify(execFile);
 
-function load(text: string): JobSet {
+function load<T = JobSet>(text: string): T {
   const docs = parseAllDocuments(text);
   expect(docs).toHaveLength(1);
   if (docs[0]!.errors.length > 0) throw docs[0]!.errors[0]!;
-  return docs[0]!.toJS() as JobSet;
+  return docs[0]!.toJS() as T;
 }
 
-/** Unknown fields and wrong enum values: the JobSet types through the TypeScript compiler. */
-function typeErrors(doc: unknown): string[] {
-  const file = join(process.cwd(), 'test', '__jobset_check__.ts');
-  const source = `import type { JobSet } from './types/jobset-v1alpha2';\nexport const d: JobSet = ${JSON.stringify(doc)};`;
+/** Unknown fields and wrong enum values: the types of test/types/<module> through the TypeScript compiler. */
+function typeErrors(doc: unknown, type = 'JobSet', module = 'jobset-v1alpha2'): string[] {
+  const file = join(process.cwd(), 'test', `__${module}_check__.ts`);
+  const source = `import type { ${type} } from './types/${module}';\nexport const d: ${type} = ${JSON.stringify(doc)};`;
   const host = ts.createCompilerHost({});
   const read = host.readFile;
   host.readFile = (f) => (f === file ? source : read(f));
@@ -265,5 +270,287 @@ describe('example-workload/k8s/jobset.yaml', async () => {
     }
     expect([...ranks.values()].sort((a, b) => a - b)).toEqual([...Array(ranks.size).keys()]);
     expect(ranks.get(`${name}-${coord.replicatedJob}-${coord.jobIndex ?? 0}-${coord.podIndex ?? 0}`)).toBe(0);
+  });
+});
+
+const RFC1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+
+/** A pod template through the Kubernetes schema (kubernetes-models), as the controller's pods get it. */
+function podSchemaErrors(where: string, spec: PodSpec | undefined): string[] {
+  try {
+    new Pod({
+      metadata: { name: 'check' },
+      ...(spec
+        ? { spec: spec as ConstructorParameters<typeof Pod>[0] extends { spec?: infer S } ? S : never }
+        : {}),
+    }).validate();
+    return [];
+  } catch (err) {
+    return [`${where}: ${(err as Error).message}`];
+  }
+}
+
+/** The conventions of every example's kubepeers container: hardened, the `kubepeers` image, sized. */
+function containerErrors(where: string, c: Container, volumes: PodSpec['volumes']): string[] {
+  const errors: string[] = [];
+  if (c.securityContext?.capabilities?.drop?.join() !== 'ALL')
+    errors.push(`${where}: capabilities not dropped`);
+  if (
+    c.securityContext?.allowPrivilegeEscalation !== false ||
+    c.securityContext.readOnlyRootFilesystem !== true
+  )
+    errors.push(`${where}: privilege escalation allowed or root filesystem writable`);
+  // The image is named `kubepeers`, which kustomization.yaml's images: list points at a registry.
+  if (c.image !== 'kubepeers') errors.push(`${where}: image ${c.image}, expected kubepeers`);
+  if (c.command?.slice(0, 2).join(' ') !== 'kubepeers wait')
+    errors.push(`${where}: command is not kubepeers wait`);
+  if (!c.command?.includes('--')) errors.push(`${where}: no -- before the command kubepeers runs`);
+  if (!c.resources?.requests?.memory || !c.resources.requests.cpu || !c.resources.limits?.memory)
+    errors.push(`${where}: no cpu and memory requests and memory limit`);
+  // HOME (and /tmp) on an emptyDir: the root filesystem is read-only.
+  const home = c.env?.find((e) => e.name === 'HOME')?.value;
+  const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === home);
+  if (home === undefined || !volumes?.find((v) => v.name === mount?.name)?.emptyDir)
+    errors.push(`${where}: HOME ${home} is not an emptyDir`);
+  for (const m of c.volumeMounts ?? [])
+    if (!volumes?.some((v) => v.name === m.name))
+      errors.push(`${where}: volumeMount ${m.name} has no volume`);
+  return errors;
+}
+
+/** Everything that is wrong with a LeaderWorkerSet manifest, by LWS's API and webhook and by kubepeers' needs. */
+function checkLws(lws: LeaderWorkerSet, types = true): string[] {
+  const errors = types ? typeErrors(lws, 'LeaderWorkerSet', 'leaderworkerset-v1') : [];
+  const name = lws.metadata?.name ?? '';
+  // The webhook: the name names the headless Service (DNS-1035); replicas 0..1000000, size >= 1.
+  if (!RFC1035_LABEL.test(name)) errors.push(`metadata.name ${name} is not a DNS-1035 label`);
+  const replicas = lws.spec?.replicas ?? 1;
+  const t = lws.spec?.leaderWorkerTemplate;
+  const size = t?.size ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 0 || replicas > 1_000_000)
+    errors.push(`replicas ${replicas} (0 to 1000000)`);
+  if (!Number.isInteger(size) || size < 1) errors.push(`leaderWorkerTemplate.size ${size} (minimum 1)`);
+  // kubepeers: a barrier of one pod is no barrier; pods are <lws>-<group> and <lws>-<group>-<worker>.
+  if (size < 2) errors.push(`leaderWorkerTemplate.size ${size}: a group of one pod needs no barrier`);
+  const longest = `${name}-${Math.max(replicas - 1, 0)}-${size - 1}`;
+  if (longest.length > 63) errors.push(`pod hostname ${longest} is longer than 63`);
+  // A pod restarted alone would wait at a barrier its group has passed: LWS must recreate the group.
+  const restart = t?.restartPolicy ?? 'RecreateGroupOnPodRestart';
+  if (!restart.startsWith('RecreateGroup'))
+    errors.push(`restartPolicy ${restart}: a restarted pod must restart its group (RecreateGroup*)`);
+  for (const [role, tpl] of [
+    ['workerTemplate', t?.workerTemplate],
+    ['leaderTemplate', t?.leaderTemplate],
+  ] as const) {
+    if (!tpl) continue;
+    const pod = tpl.spec;
+    errors.push(...podSchemaErrors(role, pod));
+    if (pod?.automountServiceAccountToken !== false)
+      errors.push(`${role}: automountServiceAccountToken is not false`);
+    if (pod?.securityContext?.runAsNonRoot !== true) errors.push(`${role}: runAsNonRoot is not true`);
+    // The pods are StatefulSet pods: a command that exits is restarted (and with it, the group).
+    if (pod?.restartPolicy !== undefined && pod.restartPolicy !== 'Always')
+      errors.push(`${role}: restartPolicy ${pod.restartPolicy} (StatefulSet pods restart Always)`);
+    if (tpl.metadata?.labels?.['kubepeers.io/example'] !== lws.metadata?.labels?.['kubepeers.io/example'])
+      errors.push(`${role}: not labelled kubepeers.io/example as the LeaderWorkerSet`);
+    for (const c of pod?.containers ?? []) {
+      errors.push(...containerErrors(`${role}/${c.name}`, c, pod?.volumes));
+      // LWS tells each pod the group's size and its index: a setting could only contradict it.
+      for (const e of c.env ?? [])
+        if (['KUBEPEERS_SIZE', 'KUBEPEERS_INDEX', 'KUBEPEERS_REPLICATED_JOBS'].includes(e.name))
+          errors.push(`${role}/${c.name}: ${e.name} is not needed in a LeaderWorkerSet`);
+    }
+  }
+  return errors;
+}
+
+/** What the pods of a LeaderWorkerSet work out, each pod made as LWS makes it. */
+interface PodResult {
+  hostname: string;
+  group: number;
+  rank: number;
+  size: number;
+  coordinator: string;
+  runId: string;
+}
+
+async function scratch(prefix: string): Promise<{ dir: string; resolv: string }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const resolv = join(dir, 'resolv.conf');
+  await writeFile(
+    resolv,
+    'search ml.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\n',
+  );
+  return { dir, resolv };
+}
+
+/**
+ * Every pod of every group of a LeaderWorkerSet through resolveConfig(): the hostname and subdomain of a
+ * StatefulSet pod, /etc/hosts as the kubelet writes it, the container's env plus the LWS_* variables
+ * LWS's pod webhook adds (kubernetes-sigs/lws pkg/utils/pod/pod_utils.go AddLWSVariables).
+ */
+async function lwsPods(lws: LeaderWorkerSet): Promise<PodResult[]> {
+  const { dir, resolv } = await scratch('kubepeers-lws-');
+  try {
+    const name = lws.metadata!.name!;
+    const t = lws.spec!.leaderWorkerTemplate;
+    const size = t.size ?? 1;
+    const unique = lws.spec!.networkConfig?.subdomainPolicy === 'UniquePerReplica';
+    const out: PodResult[] = [];
+    for (let g = 0; g < (lws.spec!.replicas ?? 1); g++) {
+      const subdomain = unique ? `${name}-${g}` : name;
+      for (let w = 0; w < size; w++) {
+        const hostname = w === 0 ? `${name}-${g}` : `${name}-${g}-${w}`;
+        const tpl: PodTemplateSpec = (w === 0 ? t.leaderTemplate : undefined) ?? t.workerTemplate;
+        const c = tpl.spec!.containers[0]!;
+        const hosts = join(dir, `${hostname}.hosts`);
+        await writeFile(
+          hosts,
+          `10.244.${g}.${w + 1}\t${hostname}.${subdomain}.ml.svc.cluster.local\t${hostname}\n`,
+        );
+        const config = await resolveConfig({
+          env: {
+            ...Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? ''])),
+            LWS_LEADER_ADDRESS: `${name}-${g}.${subdomain}.ml`,
+            LWS_GROUP_SIZE: String(size),
+            LWS_WORKER_INDEX: String(w),
+          },
+          hostname,
+          hostsPath: hosts,
+          resolvConfPath: resolv,
+          labelsPath: join(dir, 'no-labels-file'),
+        });
+        if (peerHostname(config, config.index) !== hostname)
+          throw new Error(`${hostname}: rank ${config.index} is ${peerHostname(config, config.index)}`);
+        out.push({
+          hostname,
+          group: g,
+          rank: config.index,
+          size: config.size,
+          coordinator: peerFqdn(config, 0),
+          runId: config.runId,
+        });
+      }
+    }
+    return out;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Render `resources` added to a copy of example-workload/k8s, with extra files written next to it. */
+async function kustomizeWith(
+  resource: string,
+  extra: Record<string, string> = {},
+  configurations: string[] = [],
+) {
+  const dir = await mkdtemp(join(tmpdir(), 'kubepeers-family-k8s-'));
+  try {
+    await cp(DIR, dir, { recursive: true });
+    const k = parse(await readFile(join(dir, 'kustomization.yaml'), 'utf8')) as {
+      resources: string[];
+      images: { name: string; newName?: string; newTag?: string }[];
+      configurations?: string[];
+    };
+    // Not there by default: `kubectl apply -k` of the other examples must work without the CRD.
+    expect(k.resources).not.toContain(resource);
+    k.resources.push(resource);
+    if (configurations.length > 0) k.configurations = configurations;
+    for (const [file, text] of Object.entries(extra)) await writeFile(join(dir, file), text);
+    await writeFile(join(dir, 'kustomization.yaml'), stringify(k));
+    const { stdout } = await exec('kubectl', ['kustomize', dir], { maxBuffer: 16 << 20 });
+    const entry = k.images.find((e) => e.name === 'kubepeers')!;
+    return {
+      docs: parseAllDocuments(stdout).map((d) => d.toJS() as { kind: string }),
+      image: `${entry.newName}:${entry.newTag}`,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe('example-workload/k8s/leaderworkerset.yaml', async () => {
+  const text = await readFile(`${DIR}/leaderworkerset.yaml`, 'utf8');
+  const lws = load<LeaderWorkerSet>(text);
+
+  it('is a LeaderWorkerSet valid against its API types and webhook, its pod template against the Kubernetes schema', () => {
+    expect(lws.kind).toBe('LeaderWorkerSet');
+    expect(lws.apiVersion).toBe('leaderworkerset.x-k8s.io/v1');
+    expect(lws.metadata!.labels!['kubepeers.io/example']).toBe('leaderworkerset');
+    expect(checkLws(lws)).toEqual([]);
+    // Several groups of several pods: the case where a group, not the Service, is the barrier.
+    expect(lws.spec!.replicas).toBeGreaterThanOrEqual(2);
+    expect(lws.spec!.leaderWorkerTemplate.size).toBeGreaterThanOrEqual(3);
+  });
+
+  it('the check catches a misspelled field, a wrong enum, a bad size, a pod restarted alone, a wrong image and a writable root', () => {
+    expect(checkLws(load(text.replace('workerTemplate:', 'workersTemplate:'))).join('\n')).toMatch(
+      /'"workersTemplate"' does not exist in type 'LeaderWorkerTemplate'/,
+    );
+    expect(
+      checkLws(load(text.replace('startupPolicy: LeaderCreated', 'startupPolicy: LeaderStarted'))).join('\n'),
+    ).toMatch(/"LeaderStarted"' is not assignable/);
+    expect(checkLws(load(text.replace('size: 3', 'size: 0')), false)).toContain(
+      'leaderWorkerTemplate.size 0 (minimum 1)',
+    );
+    expect(
+      checkLws(
+        load(text.replace('restartPolicy: RecreateGroupOnPodRestart', 'restartPolicy: None')),
+        false,
+      ).join('\n'),
+    ).toMatch(/restartPolicy None: a restarted pod must restart its group/);
+    expect(checkLws(load(text.replace('image: kubepeers #', 'image: busybox #')), false)).toContain(
+      'workerTemplate/example-workload: image busybox, expected kubepeers',
+    );
+    expect(
+      checkLws(load(text.replace('readOnlyRootFilesystem: true', 'readOnlyRootFilesystem: false')), false),
+    ).toContain('workerTemplate/example-workload: privilege escalation allowed or root filesystem writable');
+    expect(checkLws(load(text.replace('name: tmp #', 'name: scratch #')), false)).toContain(
+      'workerTemplate/example-workload: volumeMount tmp has no volume',
+    );
+    // The pod template through the Kubernetes schema: a port that is not a number.
+    expect(
+      checkLws(load(text.replace('containerPort: 17293', "containerPort: '17293'")), false).join('\n'),
+    ).toMatch(/^workerTemplate: .*containerPort/m);
+  }, 60_000);
+
+  it("added to kustomization.yaml's resources (once LWS is installed), it gets the image from its images: list and is selected by its label", async () => {
+    const { docs, image } = await kustomizeWith('leaderworkerset.yaml');
+    const found = docs.filter((d) => d.kind === 'LeaderWorkerSet') as LeaderWorkerSet[];
+    expect(found).toHaveLength(1);
+    const r = found[0]!;
+    expect(r.spec!.leaderWorkerTemplate.workerTemplate.spec!.containers.map((c) => c.image)).toEqual([image]);
+    expect(r.metadata!.labels!['kubepeers.io/example']).toBe('leaderworkerset');
+    expect(checkLws(r, false).filter((e) => !/image .* expected kubepeers/.test(e))).toEqual([]);
+  }, 60_000);
+
+  it("every pod of every group, made as LWS makes it, gets a distinct rank 0..size-1 in its group from the manifest's env and LWS's; the leader is rank 0 and every pod's coordinator", async () => {
+    const pods = await lwsPods(lws);
+    const name = lws.metadata!.name!;
+    const size = lws.spec!.leaderWorkerTemplate.size!;
+    expect(pods).toHaveLength(lws.spec!.replicas! * size);
+    for (let g = 0; g < lws.spec!.replicas!; g++) {
+      const group = pods.filter((p) => p.group === g);
+      expect(group.map((p) => p.rank).sort((a, b) => a - b)).toEqual([...Array(size).keys()]);
+      expect(new Set(group.map((p) => p.size))).toEqual(new Set([size]));
+      // Each group is its own barrier: its own leader, rank 0.
+      expect(new Set(group.map((p) => p.coordinator))).toEqual(
+        new Set([`${name}-${g}.${name}.ml.svc.cluster.local`]),
+      );
+      expect(group.find((p) => p.rank === 0)!.hostname).toBe(`${name}-${g}`);
+    }
+  });
+
+  it('the pod check fails on a manifest whose env contradicts what LWS tells the pods', async () => {
+    const bad = load<LeaderWorkerSet>(
+      text.replace(
+        '- name: KUBEPEERS_TIMEOUT',
+        "- name: KUBEPEERS_SIZE\n                value: '4'\n              - name: KUBEPEERS_TIMEOUT",
+      ),
+    );
+    expect(bad.spec!.leaderWorkerTemplate.workerTemplate.spec!.containers[0]!.env![0]!.name).toBe(
+      'KUBEPEERS_SIZE',
+    );
+    await expect(lwsPods(bad)).rejects.toThrow(/KUBEPEERS_SIZE.*4|4.*LWS_GROUP_SIZE/s);
   });
 });
