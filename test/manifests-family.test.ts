@@ -551,6 +551,340 @@ describe('example-workload/k8s/leaderworkerset.yaml', async () => {
     expect(bad.spec!.leaderWorkerTemplate.workerTemplate.spec!.containers[0]!.env![0]!.name).toBe(
       'KUBEPEERS_SIZE',
     );
-    await expect(lwsPods(bad)).rejects.toThrow(/KUBEPEERS_SIZE.*4|4.*LWS_GROUP_SIZE/s);
+    await expect(lwsPods(bad)).rejects.toThrow(
+      'size is "4" (from env KUBEPEERS_SIZE); expected nothing, or 3 as env LWS_GROUP_SIZE (LeaderWorkerSet) says',
+    );
+  });
+});
+
+/**
+ * The `torch-distributed` ClusterTrainingRuntime that the Trainer installs (kubeflow/trainer
+ * manifests/base/runtimes/torch_distributed.yaml at commit 8c0f5059bd51ec3ba6d6a6a7b2e1471de7bc13b3): one
+ * replicated job `node` of one Indexed Job whose container is `node`, mlPolicy torch.
+ */
+const TORCH_RUNTIME = {
+  replicatedJob: 'node',
+  container: 'node',
+  image: 'pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime',
+};
+/** The torch plugin's reserved env (pkg/constants/constants.go TorchRunReservedEnvNames) and port (ContainerTrainerPort). */
+const PET_RESERVED = [
+  'PET_NNODES',
+  'PET_NPROC_PER_NODE',
+  'PET_NODE_RANK',
+  'PET_MASTER_ADDR',
+  'PET_MASTER_PORT',
+];
+const TRAINER_PORT = 29500;
+const DOMAIN_PREFIXED_PATH = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/.+$/;
+
+/**
+ * The `node` pod as the Trainer makes it from torch-distributed, spec.trainer and spec.runtimePatches
+ * (pkg/runtime/core/trainingruntime.go mergeRuntimePatches, pkg/runtime/framework/plugins/torch/torch.go
+ * EnforceMLPolicy), without the PET_* env (see trainPodEnv).
+ */
+function trainerPod(tj: TrainJob): { labels: Record<string, string>; spec: PodSpec } {
+  const t = tj.spec?.trainer;
+  const patches = (tj.spec?.runtimePatches ?? [])
+    .flatMap((p) => p.trainingRuntimeSpec?.template?.spec?.replicatedJobs ?? [])
+    .filter((r) => r.name === TORCH_RUNTIME.replicatedJob)
+    .map((r) => r.template?.spec?.template);
+  const cPatches = patches
+    .flatMap((p) => p?.spec?.containers ?? [])
+    .filter((c) => c.name === TORCH_RUNTIME.container);
+  const container: Container = {
+    name: TORCH_RUNTIME.container,
+    image: t?.image ?? TORCH_RUNTIME.image,
+    ...(t?.command ? { command: t.command } : {}),
+    ...(t?.args ? { args: t.args } : {}),
+    env: [...(t?.env ?? [])],
+    ...(t?.resourcesPerNode ? { resources: t.resourcesPerNode } : {}),
+    ports: [{ containerPort: TRAINER_PORT }],
+    volumeMounts: cPatches.flatMap((c) => c.volumeMounts ?? []),
+  };
+  for (const c of cPatches) if (c.securityContext) container.securityContext = c.securityContext;
+  const spec: PodSpec = { restartPolicy: 'Never', containers: [container], volumes: [] };
+  for (const p of patches) {
+    if (p?.spec?.securityContext) spec.securityContext = p.spec.securityContext;
+    spec.volumes!.push(...(p?.spec?.volumes ?? []));
+  }
+  const labels = Object.assign({}, ...patches.map((p) => p?.metadata?.labels ?? {})) as Record<
+    string,
+    string
+  >;
+  return { labels, spec };
+}
+
+/** PET_* as the torch plugin sets them on node `rank` (numProcPerNode: the int given, else "auto" with GPUs, else the CPUs, at least 1). */
+function trainPodEnv(tj: TrainJob, rank: number): Record<string, string> {
+  const t = tj.spec!.trainer!;
+  const name = tj.metadata!.name!;
+  const res = t.resourcesPerNode;
+  const gpus = Number(res?.limits?.['nvidia.com/gpu'] ?? 0);
+  const cpu = String(res?.requests?.cpu ?? res?.limits?.cpu ?? '0');
+  const cpus = Math.ceil(cpu.endsWith('m') ? Number(cpu.slice(0, -1)) / 1000 : Number(cpu));
+  return {
+    PET_NNODES: String(t.numNodes ?? 1),
+    PET_NPROC_PER_NODE:
+      t.numProcPerNode !== undefined
+        ? String(t.numProcPerNode)
+        : gpus > 0
+          ? 'auto'
+          : String(Math.max(1, cpus)),
+    PET_NODE_RANK: String(rank), // fieldRef metadata.annotations['batch.kubernetes.io/job-completion-index']
+    PET_MASTER_ADDR: `${name}-node-0-0.${name}`,
+    PET_MASTER_PORT: String(TRAINER_PORT),
+  };
+}
+
+/** Everything that is wrong with a TrainJob manifest, by the Trainer's API and webhooks and by kubepeers' needs. */
+function checkTrainJob(tj: TrainJob, types = true): string[] {
+  const errors = types ? typeErrors(tj, 'TrainJob', 'trainjob-v1alpha1') : [];
+  const name = tj.metadata?.name ?? '';
+  if (!RFC1035_LABEL.test(name) || name.length > 63)
+    errors.push(`metadata.name ${name} is not an RFC 1035 label`);
+  const ref = tj.spec?.runtimeRef;
+  if (
+    ref?.name !== 'torch-distributed' ||
+    (ref.kind ?? 'ClusterTrainingRuntime') !== 'ClusterTrainingRuntime'
+  )
+    errors.push(`runtimeRef ${JSON.stringify(ref)}: expected the ClusterTrainingRuntime torch-distributed`);
+  const t = tj.spec?.trainer;
+  const nodes = t?.numNodes ?? 1;
+  if (!Number.isInteger(nodes) || nodes < 2)
+    errors.push(`trainer.numNodes ${nodes}: a barrier needs at least 2`);
+  if (t?.numProcPerNode !== undefined && (!Number.isInteger(t.numProcPerNode) || t.numProcPerNode < 1))
+    errors.push(`trainer.numProcPerNode ${t.numProcPerNode} (minimum 1)`);
+  for (const e of t?.env ?? []) {
+    if (PET_RESERVED.includes(e.name)) errors.push(`trainer.env: ${e.name} is reserved by the torch runtime`);
+    if (['KUBEPEERS_SIZE', 'KUBEPEERS_INDEX', 'KUBEPEERS_REPLICATED_JOBS'].includes(e.name))
+      errors.push(`trainer.env: ${e.name} is not needed in a TrainJob`);
+  }
+  // kubepeers leaves PET_* as the Trainer set them (the torchrun format would overwrite PET_NPROC_PER_NODE).
+  const cmd = t?.command ?? [];
+  const flags = cmd.slice(0, cmd.indexOf('--'));
+  if (!flags.join(' ').includes('--format kubepeers') && !flags.includes('--format=kubepeers'))
+    errors.push('trainer.command: no --format kubepeers before --');
+  for (const p of tj.spec?.runtimePatches ?? []) {
+    if (!DOMAIN_PREFIXED_PATH.test(p.manager))
+      errors.push(`runtimePatches: manager ${p.manager} is not a domain-prefixed path`);
+    for (const r of p.trainingRuntimeSpec?.template?.spec?.replicatedJobs ?? []) {
+      if (r.name !== TORCH_RUNTIME.replicatedJob)
+        errors.push(`runtimePatches: no replicated job ${r.name} in torch-distributed`);
+      const pod = r.template?.spec?.template?.spec;
+      for (const c of [...(pod?.containers ?? []), ...(pod?.initContainers ?? [])]) {
+        if (c.name !== TORCH_RUNTIME.container)
+          errors.push(`runtimePatches: no container ${c.name} in job ${r.name}`);
+        else if (c.env !== undefined)
+          errors.push(`runtimePatches: env of container ${c.name} is spec.trainer's`);
+      }
+    }
+  }
+  // The node pod as the Trainer makes it: the Kubernetes schema, the examples' conventions and kubepeers'.
+  // (automountServiceAccountToken is the runtime's: a TrainJob cannot patch it.)
+  const { labels, spec } = trainerPod(tj);
+  try {
+    new Job({
+      metadata: { name: `${name}-node-0` },
+      spec: {
+        completions: nodes,
+        parallelism: nodes,
+        completionMode: 'Indexed',
+        template: {
+          spec: spec as ConstructorParameters<typeof Pod>[0] extends { spec?: infer S } ? S : never,
+        },
+      },
+    }).validate();
+  } catch (err) {
+    errors.push(`node pod: ${(err as Error).message}`);
+  }
+  if (spec.securityContext?.runAsNonRoot !== true) errors.push('node pod: runAsNonRoot is not true');
+  if (labels['kubepeers.io/example'] !== tj.metadata?.labels?.['kubepeers.io/example'])
+    errors.push('node pod: not labelled kubepeers.io/example as the TrainJob');
+  const c = spec.containers[0]!;
+  errors.push(...containerErrors(`node/${c.name}`, c, spec.volumes));
+  const mount = (c.volumeMounts ?? []).find((m) => m.mountPath === '/etc/podinfo');
+  const file = spec.volumes
+    ?.find((v) => v.name === mount?.name)
+    ?.downwardAPI?.items?.find((i) => i.path === 'labels');
+  if (file?.fieldRef?.fieldPath !== 'metadata.labels')
+    errors.push(`node/${c.name}: no downward API labels file at /etc/podinfo/labels`);
+  const longest = `${name}-node-0-${nodes - 1}`;
+  if (longest.length > 63) errors.push(`pod hostname ${longest} is longer than 63`);
+  return errors;
+}
+
+/**
+ * Every node pod of a TrainJob through resolveConfig(): the JobSet the Trainer makes (replicated job
+ * `node`, one child Job, no coordinator), the hostname, /etc/hosts, the JobSet labels where the manifest
+ * mounts them, the container's env plus the torch plugin's PET_* and the Job's JOB_COMPLETION_INDEX.
+ */
+async function trainPods(tj: TrainJob): Promise<(PodResult & { env: Record<string, string> })[]> {
+  const { dir, resolv } = await scratch('kubepeers-trainjob-');
+  try {
+    const name = tj.metadata!.name!;
+    const nodes = tj.spec!.trainer!.numNodes ?? 1;
+    const { spec } = trainerPod(tj);
+    const c = spec.containers[0]!;
+    const podinfo = (c.volumeMounts ?? []).find((m) => m.mountPath === '/etc/podinfo');
+    const labelsMounted = spec.volumes
+      ?.find((v) => v.name === podinfo?.name)
+      ?.downwardAPI?.items?.some((i) => i.path === 'labels' && i.fieldRef?.fieldPath === 'metadata.labels');
+    const out: (PodResult & { env: Record<string, string> })[] = [];
+    for (let i = 0; i < nodes; i++) {
+      const hostname = `${name}-node-0-${i}`;
+      const hosts = join(dir, `${hostname}.hosts`);
+      await writeFile(hosts, `10.244.7.${i + 1}\t${hostname}.${name}.ml.svc.cluster.local\t${hostname}\n`);
+      const labels = join(dir, `${hostname}.labels`);
+      if (labelsMounted)
+        await writeFile(
+          labels,
+          [
+            `batch.kubernetes.io/job-completion-index="${i}"`,
+            `jobset.sigs.k8s.io/global-replicas="1"`,
+            `jobset.sigs.k8s.io/job-global-index="0"`,
+            `jobset.sigs.k8s.io/job-index="0"`,
+            `jobset.sigs.k8s.io/jobset-name="${name}"`,
+            `jobset.sigs.k8s.io/jobset-uid="5f2d9c1e"`,
+            `jobset.sigs.k8s.io/replicatedjob-name="node"`,
+            `jobset.sigs.k8s.io/replicatedjob-replicas="1"`,
+            `jobset.sigs.k8s.io/restart-attempt="0"`,
+            `trainer.kubeflow.org/trainjob-ancestor-step="trainer"`,
+          ].join('\n'),
+        );
+      const env = {
+        ...Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? ''])),
+        ...trainPodEnv(tj, i),
+        JOB_COMPLETION_INDEX: String(i),
+      };
+      const config = await resolveConfig({
+        env,
+        hostname,
+        hostsPath: hosts,
+        resolvConfPath: resolv,
+        labelsPath: labels,
+      });
+      if (peerHostname(config, config.index) !== hostname)
+        throw new Error(`${hostname}: rank ${config.index} is ${peerHostname(config, config.index)}`);
+      out.push({
+        hostname,
+        group: 0,
+        rank: config.index,
+        size: config.size,
+        coordinator: peerFqdn(config, 0),
+        runId: config.runId,
+        env,
+      });
+    }
+    return out;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe('example-workload/k8s/trainjob.yaml', async () => {
+  const text = await readFile(`${DIR}/trainjob.yaml`, 'utf8');
+  const tj = load<TrainJob>(text);
+
+  it('is a TrainJob valid against its API types and the Trainer webhooks, its node pod against the Kubernetes schema', () => {
+    expect(tj.kind).toBe('TrainJob');
+    expect(tj.apiVersion).toBe('trainer.kubeflow.org/v1alpha1');
+    expect(tj.metadata!.labels!['kubepeers.io/example']).toBe('trainjob');
+    expect(checkTrainJob(tj)).toEqual([]);
+  });
+
+  it('the check catches a misspelled field, a reserved env, a patch of a container the runtime lacks, a missing labels file and a wrong format', () => {
+    expect(checkTrainJob(load(text.replace('numNodes:', 'numNode:'))).join('\n')).toMatch(
+      /'"numNode"' does not exist in type 'Trainer'/,
+    );
+    expect(
+      checkTrainJob(load(text.replace('- name: KUBEPEERS_TIMEOUT', '- name: PET_NNODES'))).join('\n'),
+    ).toMatch(/PET_NNODES is reserved by the torch runtime/);
+    expect(checkTrainJob(load(text.replace('- name: node\n', '- name: trainer\n')), false)).toContain(
+      'runtimePatches: no container trainer in job node',
+    );
+    expect(
+      checkTrainJob(load(text.replace('manager: kubepeers.io/example', 'manager: kubepeers')), false),
+    ).toContain('runtimePatches: manager kubepeers is not a domain-prefixed path');
+    expect(
+      checkTrainJob(
+        load(text.replace('fieldPath: metadata.labels', 'fieldPath: metadata.annotations')),
+        false,
+      ),
+    ).toContain('node/node: no downward API labels file at /etc/podinfo/labels');
+    expect(
+      checkTrainJob(
+        load(text.replace('      - kubepeers\n      - --', '      - torchrun\n      - --')),
+        false,
+      ),
+    ).toContain('trainer.command: no --format kubepeers before --');
+    expect(checkTrainJob(load(text.replace('runAsNonRoot: true', 'runAsNonRoot: false')), false)).toContain(
+      'node pod: runAsNonRoot is not true',
+    );
+    expect(checkTrainJob(load(text.replace('sizeLimit: 16Mi', 'sizeLimit: [16]')), false).join('\n')).toMatch(
+      /^node pod: .*sizeLimit/m,
+    );
+  }, 60_000);
+
+  it("added to kustomization.yaml's resources (once the Trainer is installed), with the images config its header gives, it gets the image and is selected by its label", async () => {
+    // kustomize rewrites containers[].image: without the config, spec.trainer.image stays `kubepeers`.
+    const plain = await kustomizeWith('trainjob.yaml');
+    const before = plain.docs.filter((d) => d.kind === 'TrainJob') as TrainJob[];
+    expect(before).toHaveLength(1);
+    expect(before[0]!.spec!.trainer!.image).toBe('kubepeers');
+    // The two lines of the manifest's header: the kustomization.yaml line and the file it names.
+    const configurations = /^#\s+configurations: \[(\S+)\]$/m.exec(text);
+    const images = /^#\s+(images: \[.*\])$/m.exec(text);
+    expect(configurations, 'header: configurations line').not.toBeNull();
+    expect(images, 'header: images fieldSpec line').not.toBeNull();
+    const { docs, image } = await kustomizeWith(
+      'trainjob.yaml',
+      { [configurations![1]!]: `${images![1]!}\n` },
+      [configurations![1]!],
+    );
+    const found = docs.filter((d) => d.kind === 'TrainJob') as TrainJob[];
+    expect(found).toHaveLength(1);
+    expect(found[0]!.spec!.trainer!.image).toBe(image);
+    expect(found[0]!.metadata!.labels!['kubepeers.io/example']).toBe('trainjob');
+    expect(checkTrainJob(found[0]!, false).filter((e) => !/image .* expected kubepeers/.test(e))).toEqual([]);
+    // The other examples are untouched by the config.
+    expect(docs.filter((d) => d.kind === 'Job').length).toBe(
+      plain.docs.filter((d) => d.kind === 'Job').length,
+    );
+  }, 60_000);
+
+  it('every node, made as the Trainer makes it, gets rank = PET_NODE_RANK, a distinct 0..numNodes-1, the same size and PET_MASTER_ADDR as rank 0', async () => {
+    const name = tj.metadata!.name!;
+    const nodes = tj.spec!.trainer!.numNodes!;
+    const pods = await trainPods(tj);
+    expect(pods.map((p) => p.rank).sort((a, b) => a - b)).toEqual([...Array(nodes).keys()]);
+    for (const p of pods) {
+      expect(p.rank).toBe(Number(p.env.PET_NODE_RANK));
+      expect(p.size).toBe(nodes);
+      expect(p.coordinator).toBe(`${p.env.PET_MASTER_ADDR}.ml.svc.cluster.local`);
+      expect(p.coordinator).toBe(`${name}-node-0-0.${name}.ml.svc.cluster.local`);
+      expect(p.runId).toBe('5f2d9c1e/0');
+      expect(p.env.PET_MASTER_PORT).toBe('29500');
+      expect(p.env.PET_NPROC_PER_NODE).toBe(String(tj.spec!.trainer!.numProcPerNode));
+    }
+  });
+
+  it('the pod check fails on a manifest whose env contradicts what the Trainer tells the nodes, and gets no run id without the labels file', async () => {
+    const bad = load<TrainJob>(
+      text.replace(
+        '- name: KUBEPEERS_TIMEOUT',
+        "- name: KUBEPEERS_SIZE\n        value: '4'\n      - name: KUBEPEERS_TIMEOUT",
+      ),
+    );
+    expect(bad.spec!.trainer!.env![0]!.name).toBe('KUBEPEERS_SIZE');
+    await expect(trainPods(bad)).rejects.toThrow(
+      "size is 4 (from the JobSet's replicated jobs node:1x4); expected 3, the node count in env PET_NNODES (Kubeflow Trainer)",
+    );
+    // Without the labels file, the nodes still agree but lose the run id: a restarted JobSet's pods would
+    // pass as peers of the old run's.
+    const unlabelled = await trainPods(
+      load(text.replace('fieldPath: metadata.labels', 'fieldPath: metadata.annotations')),
+    );
+    expect(unlabelled.map((p) => p.runId)).toEqual(unlabelled.map(() => ''));
   });
 });
