@@ -888,3 +888,27 @@ describe('example-workload/k8s/trainjob.yaml', async () => {
     expect(unlabelled.map((p) => p.runId)).toEqual(unlabelled.map(() => ''));
   });
 });
+
+describe('docs/getting-started.md', async () => {
+  const doc = await readFile('docs/getting-started.md', 'utf8');
+  /** The first yaml block after the link to `file`. */
+  const excerpt = (file: string): unknown => {
+    const at = doc.indexOf(`](../example-workload/k8s/${file})`);
+    expect(at, `a link to ${file}`).toBeGreaterThan(0);
+    const block = /```yaml\n([\s\S]*?)```/.exec(doc.slice(at));
+    return parse(block![1]!);
+  };
+
+  it('the LeaderWorkerSet and TrainJob excerpts are what the shipped manifests say', async () => {
+    const lws = load<LeaderWorkerSet>(await readFile(`${DIR}/leaderworkerset.yaml`, 'utf8'));
+    expect(lws.spec!.leaderWorkerTemplate.workerTemplate.spec).toMatchObject(
+      excerpt('leaderworkerset.yaml') as object,
+    );
+    const tj = load<TrainJob>(await readFile(`${DIR}/trainjob.yaml`, 'utf8'));
+    expect(tj).toMatchObject(excerpt('trainjob.yaml') as object);
+    // The images config the docs give is the manifest header's.
+    expect(doc).toContain(
+      /^#\s+(images: \[.*\])$/m.exec(await readFile(`${DIR}/trainjob.yaml`, 'utf8'))![1]!,
+    );
+  });
+});
