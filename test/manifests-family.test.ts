@@ -603,7 +603,7 @@ function trainerPod(tj: TrainJob): { labels: Record<string, string>; spec: PodSp
     volumeMounts: cPatches.flatMap((c) => c.volumeMounts ?? []),
   };
   for (const c of cPatches) if (c.securityContext) container.securityContext = c.securityContext;
-  const spec: PodSpec = { restartPolicy: 'Never', containers: [container], volumes: [] };
+  const spec: PodSpec = { containers: [container], volumes: [] };
   for (const p of patches) {
     if (p?.spec?.securityContext) spec.securityContext = p.spec.securityContext;
     spec.volumes!.push(...(p?.spec?.volumes ?? []));
