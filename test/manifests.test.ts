@@ -489,9 +489,9 @@ function torchWorld(script: string, port: number, home: string, ms: number) {
 }
 
 describe('example-workload manifests', async () => {
-  // The job family's manifests need their CRDs (JobSet, ...), so kustomization.yaml leaves them out and
+  // The job family's manifests need their CRDs (JobSet, LWS, TrainJob), so kustomization.yaml leaves them out and
   // test/manifests-family.test.ts checks them.
-  const family = ['jobset.yaml'];
+  const family = ['jobset.yaml', 'leaderworkerset.yaml', 'trainjob.yaml'];
   const files = (await readdir(DIR)).filter(
     (f) => f.endsWith('.yaml') && f !== 'kustomization.yaml' && !family.includes(f),
   );
