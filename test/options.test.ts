@@ -452,7 +452,7 @@ describe('resolveConfig under Kubeflow Trainer v2 (PET_NNODES, PET_NODE_RANK, PE
     PET_NNODES: '4',
     PET_NODE_RANK: '2',
     PET_MASTER_ADDR: 'llama-node-0-0.llama',
-    PET_MASTER_PORT: '29400',
+    PET_MASTER_PORT: '29500',
   };
   const node = (env: Record<string, string>, extra: WaitForPeersOptions = {}): WaitForPeersOptions => ({
     hostsPath: tjHosts,

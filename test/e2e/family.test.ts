@@ -273,7 +273,7 @@ describe('Kubeflow Trainer v2 TrainJob in the box', () => {
         PET_NNODES: String(nodes),
         PET_NODE_RANK: String(i),
         PET_MASTER_ADDR: 'llama-node-0-0.llama',
-        PET_MASTER_PORT: '29400',
+        PET_MASTER_PORT: '29500',
       }),
     });
     const pods = await box.startPods([...Array(nodes).keys()], bare());
