@@ -383,21 +383,30 @@ interface TrainerEnv {
   masterSource: string;
 }
 
-/** The Trainer's `PET_NNODES`, `PET_NODE_RANK` and `PET_MASTER_ADDR` when all three are set, checked. */
+/**
+ * Whether env is a Kubeflow Trainer v2 node's: `PET_NNODES` and `PET_NODE_RANK` set, and `PET_MASTER_ADDR`
+ * of the Trainer's own shape `<trainjob>-node-0-0.<trainjob>` (a pod of replicated job `node`). `PET_*` a user set in a plain Job (a
+ * Service name, an IP, an elastic `2:4`) are the user's: kubepeers leaves them alone.
+ */
+export function isTrainerEnv(env: Readonly<Record<string, string | undefined>>): boolean {
+  const master = (env.PET_MASTER_ADDR ?? '').toLowerCase().replace(/\.$/, '');
+  // The Trainer's naming (`<trainjob>-node-<job>-<pod>.<subdomain>[.<ns>.svc...]`), whatever the values:
+  // one that names the wrong pod or subdomain is then refused, naming both.
+  return (
+    !!env.PET_NNODES &&
+    !!env.PET_NODE_RANK &&
+    isDnsName(master) &&
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?-node-\d+-\d+\.[a-z0-9]/.test(master)
+  );
+}
+
+/** The Trainer's `PET_NNODES`, `PET_NODE_RANK` and `PET_MASTER_ADDR` in a Trainer node (isTrainerEnv), checked. */
 function trainerEnv(env: Readonly<Record<string, string | undefined>>): TrainerEnv | undefined {
-  const [nodes, rank, master] = [env.PET_NNODES, env.PET_NODE_RANK, env.PET_MASTER_ADDR];
-  if (!nodes || !rank || !master) return undefined;
+  if (!isTrainerEnv(env)) return undefined;
+  const [nodes, rank, master] = [env.PET_NNODES!, env.PET_NODE_RANK!, env.PET_MASTER_ADDR!];
   const from = (name: string): string => `env ${name} (Kubeflow Trainer)`;
   const n = integer('PET_NNODES', { value: nodes, source: from('PET_NNODES') }, 1, MAX_SIZE);
   const r = integer('PET_NODE_RANK', { value: rank, source: from('PET_NODE_RANK') }, 0, n - 1);
-  if (!isDnsName(master.toLowerCase().replace(/\.$/, ''))) {
-    throw new ConfigError(
-      'PET_MASTER_ADDR',
-      from('PET_MASTER_ADDR'),
-      master,
-      'a pod DNS name such as <trainjob>-node-0-0.<trainjob>',
-    );
-  }
   return {
     nodes: n,
     nodesSource: from('PET_NNODES'),

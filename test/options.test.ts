@@ -483,6 +483,19 @@ describe('resolveConfig under Kubeflow Trainer v2 (PET_NNODES, PET_NODE_RANK, PE
     await resolveConfig(node({ ...PET, PET_MASTER_ADDR: 'llama-node-0-0.llama.ml.svc.cluster.local' }));
   });
 
+  it("leaves a plain Indexed Job's own PET_* alone: a master that is not a Trainer node's name (a Service, an IP, a pod of the job)", async () => {
+    for (const master of ['train-master', '10.0.0.7', 'train-0.workers']) {
+      const env = { PET_NNODES: '2:4', PET_NODE_RANK: '1', PET_MASTER_ADDR: master };
+      const c = await resolveConfig(
+        node(
+          { ...env, KUBEPEERS_SIZE: '4', JOB_COMPLETION_INDEX: '1' },
+          { hostname: 'train-1', jobName: 'train', subdomain: 'workers', namespace: 'ml' },
+        ),
+      );
+      expect(c).toMatchObject({ index: 1, size: 4, jobName: 'train', subdomain: 'workers' });
+    }
+  });
+
   it('refuses to start when they contradict what kubepeers finds, naming both values and where each came from', async () => {
     const size = await configError(node({ ...PET, KUBEPEERS_SIZE: '5', JOB_COMPLETION_INDEX: '2' }));
     expect(size.message).toBe(

@@ -6,7 +6,7 @@ import { access, constants, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../errors.js';
-import { parseDuration, parseNameserver, type WaitForPeersOptions } from '../options.js';
+import { isTrainerEnv, parseDuration, parseNameserver, type WaitForPeersOptions } from '../options.js';
 import { ENV_FORMATS, type EnvFormat, type IntegrationOptions } from '../outputs.js';
 import { DEFAULTS } from '../settings.js';
 import { DEFAULT_TERMINATION_LOG, flag, FLAGS } from './flags.js';
@@ -245,7 +245,10 @@ export async function plan(args: string[], env: NodeJS.ProcessEnv): Promise<Plan
   const quiet = bool('quiet', s.get('quiet'), false);
 
   const formatSetting = s.get('format');
-  const requested = String(formatSetting?.value ?? DEFAULTS.formats.join(','))
+  // In a Kubeflow Trainer node the Trainer set torchrun's PET_* (its port, its processes per node): the
+  // default leaves them as they are.
+  const defaults = isTrainerEnv(env) ? DEFAULTS.formats.filter((f) => f !== 'torchrun') : DEFAULTS.formats;
+  const requested = String(formatSetting?.value ?? defaults.join(','))
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean);
