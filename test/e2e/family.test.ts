@@ -273,15 +273,21 @@ describe('LeaderWorkerSet in the box', () => {
         LWS_WORKER_INDEX: String(i % size),
       }),
     });
-    // Both groups at once: group 0 as a mesh; group 1 as a star, whose leader polls a Service that lists
-    // group 0's pods too, live kubepeers that answer the handshake and must not pass as members.
-    const [group0, group1] = await Promise.all([
-      box.startPods([0, 1, 2], bare()),
-      box.startPods([3, 4, 5], bare({ KUBEPEERS_TOPOLOGY: 'star' })),
-    ]);
-    // Each group is released with its own pods: each roster holds only its own group.
-    const exits = await finished([...group0, ...group1]);
-    expect(exits.map((e) => e.code)).toEqual([0, 0, 0, 0, 0, 0]);
+    // Group 0 as a mesh; group 1 as a star, whose leader polls a Service that lists group 0's pods too.
+    // Group 0's workers start first and wait for their leader: live kubepeers, in the shared Service, that
+    // answer the handshake with the same worker indices as group 1's and must not pass as its members.
+    const workers0 = await box.startPods([1, 2], bare());
+    await waiting(workers0);
+    const group1 = await box.startPods([3, 4, 5], bare({ KUBEPEERS_TOPOLOGY: 'star' }));
+    const exits1 = await finished(group1);
+    // Group 1 is released although group 0 is not whole: a group is the barrier.
+    expect(exits1.map((e) => e.code)).toEqual([0, 0, 0]);
+    expectNoneReleased(workers0);
+    const group0 = [...(await box.startPods([0], bare())), ...workers0];
+    group0.sort((a, b) => a.index - b.index);
+    const exits0 = await finished(group0);
+    expect(exits0.map((e) => e.code)).toEqual([0, 0, 0]);
+    // Each roster (the peers reached) holds only the pods of its own group, below.
     for (const [g, pods] of [group0, group1].entries()) {
       const leader = `vllm-${g}.vllm.default.svc.cluster.local`;
       for (const pod of pods) {
