@@ -19,6 +19,7 @@ import type { Container, PodSpec, PodTemplateSpec } from 'kubernetes-types/core/
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
+import { COORDINATOR_INDEX, scopeJobName } from '../src/engine.js';
 import { peerFqdn, peerHostname, resolveConfig } from '../src/internals.js';
 import type { JobSet } from './types/jobset-v1alpha2.js';
 import type { LeaderWorkerSet } from './types/leaderworkerset-v1.js';
@@ -150,6 +151,17 @@ function check(js: JobSet, types = true): string[] {
       errors.push(`coordinator: ${c.replicatedJob} has no job ${c.jobIndex ?? 0} pod ${c.podIndex ?? 0}`);
   }
   if (js.spec?.network?.enableDNSHostnames === false) errors.push('network.enableDNSHostnames is false');
+  // One barrier holds every pod of the JobSet: a replicated job created only after another's pods are
+  // Ready (or have finished) deadlocks, as the pods that exist wait for pods that are never created.
+  for (const rj of rjs)
+    for (const d of rj.dependsOn ?? [])
+      errors.push(
+        `${rj.name}: dependsOn ${d.name} (${d.status}) deadlocks: every pod of the barrier must exist while the others wait`,
+      );
+  if (js.spec?.startupPolicy?.startupPolicyOrder === 'InOrder')
+    errors.push(
+      'startupPolicy InOrder deadlocks: each replicated job waits for the previous to be Ready, but no pod is Ready before all exist',
+    );
   return errors;
 }
 
@@ -185,6 +197,16 @@ describe('example-workload/k8s/jobset.yaml', async () => {
     expect(
       check(load(text.replace(/fieldPath: metadata.labels/g, 'fieldPath: metadata.annotations')), false),
     ).toContain('driver/example-workload: no downward API labels file at /etc/podinfo/labels');
+    // Replicated jobs created one after another deadlock the one barrier.
+    const ordered = load(text);
+    ordered.spec!.replicatedJobs![1]!.dependsOn = [
+      { name: ordered.spec!.replicatedJobs![0]!.name, status: 'Ready' },
+    ];
+    expect(check(ordered, false).join('\n')).toMatch(/workers: dependsOn driver \(Ready\) deadlocks/);
+    const inOrder = load(text);
+    inOrder.spec!.startupPolicy = { startupPolicyOrder: 'InOrder' };
+    expect(check(inOrder, false).join('\n')).toMatch(/startupPolicy InOrder deadlocks/);
+    expect(check(load(text), false)).toEqual([]);
   }, 60_000);
 
   it("added to kustomization.yaml's resources (once JobSet is installed), it gets the image from its images: list and is selected by its label", async () => {
@@ -227,6 +249,7 @@ describe('example-workload/k8s/jobset.yaml', async () => {
       'search ml.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\n',
     );
     const ranks = new Map<string, number>();
+    const configs: { host: string; size: number; coordinator: string; runId?: string; scope: string }[] = [];
     let jobs = 0;
     const global = rjs.reduce((n, r) => n + (r.replicas ?? 1), 0);
     for (const rj of rjs) {
@@ -266,10 +289,26 @@ describe('example-workload/k8s/jobset.yaml', async () => {
           expect(peerHostname(c, c.index)).toBe(host);
           expect(c.runId).toBe('0b5e7c9a/0');
           ranks.set(host, c.index);
+          configs.push({
+            host,
+            size: c.size,
+            coordinator: peerFqdn(c, COORDINATOR_INDEX),
+            runId: c.runId,
+            scope: scopeJobName(c),
+          });
         }
     }
     expect([...ranks.values()].sort((a, b) => a - b)).toEqual([...Array(ranks.size).keys()]);
     expect(ranks.get(`${name}-${coord.replicatedJob}-${coord.jobIndex ?? 0}-${coord.podIndex ?? 0}`)).toBe(0);
+    // Every pod agrees on the size, the coordinator, the run id and the job name bound into the handshake.
+    const first = configs[0]!;
+    expect(first.size).toBe(ranks.size);
+    expect(
+      first.coordinator.startsWith(
+        `${name}-${coord.replicatedJob}-${coord.jobIndex ?? 0}-${coord.podIndex ?? 0}.`,
+      ),
+    ).toBe(true);
+    for (const c of configs) expect({ ...c, host: first.host }, c.host).toEqual(first);
   });
 });
 

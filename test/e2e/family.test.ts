@@ -28,6 +28,29 @@ async function finished(pods: Pod[]): Promise<Awaited<Pod['exited']>[]> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Waits until every pod has printed a progress line on stderr (it runs and is waiting at the barrier). */
+async function waiting(pods: Pod[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const progress = /^kubepeers: \d+\/\d+ peers ready/m;
+  while (!pods.every((p) => progress.test(p.stderr))) {
+    const idle = pods.filter((p) => !progress.test(p.stderr));
+    if (Date.now() > deadline)
+      throw new Error(
+        `no progress line within ${timeoutMs} ms from ${idle.map((p) => `${p.hostname} (stderr: ${p.stderr})`).join(', ')}`,
+      );
+    await sleep(50);
+  }
+}
+
+/** No pod has been released: none printed a release line, none exited. */
+function expectNoneReleased(pods: Pod[]): void {
+  for (const p of pods) {
+    expect(p.process.exitCode, `${p.hostname}: ${p.stderr}`).toBeNull();
+    expect(p.stdout, `${p.hostname} stdout`).not.toMatch(/released/);
+    expect(p.stderr, `${p.hostname} stderr`).not.toMatch(/kubepeers: released/);
+  }
+}
+
 /** driver: 2 child Jobs of 2 pods, workers: 2 child Jobs of 3 pods (10 pods). */
 const LAYOUT = 'driver:2x2,workers:2x3';
 const jobSet = (extra: Partial<BoxJobSet> = {}): BoxJobSet => ({
@@ -115,10 +138,14 @@ describe('JobSet in the box', () => {
       'train-workers-1-2',
     ]);
     // Ready in reverse order, the coordinator last: nobody is released before it.
-    for (let i = SIZE - 1; i >= 0; i--) {
+    for (let i = SIZE - 1; i >= 1; i--) {
       await box.markReady(i);
       await sleep(100);
     }
+    await waiting(pods);
+    await sleep(1000);
+    expectNoneReleased(pods);
+    await box.markReady(0);
     const exits = await finished(pods);
     expect(exits.map((e) => e.code)).toEqual(pods.map(() => 0));
     const rankOf = expectJobSetReleased(box, pods, 'train-driver-0-0');
@@ -168,9 +195,10 @@ describe('JobSet in the box', () => {
       prepared.filter((p) => p !== coordinator && p !== late),
       workload(),
     );
+    // Each runs and waits (its first progress line), and 2 s on none is released.
+    await waiting(first);
     await sleep(2000);
-    for (const p of first) expect(p.process.exitCode, `${p.hostname}: ${p.stderr}`).toBeNull();
-    expect(first.some((p) => /released/.test(p.stdout))).toBe(false);
+    expectNoneReleased(first);
     const rest = box.launchPods([coordinator, late], workload());
     const pods = [...first, ...rest];
     const exits = await finished(pods);
@@ -195,7 +223,19 @@ describe('JobSet in the box', () => {
     const old = box.pod(6).ip;
     await box.kill(6);
     await sleep(1000);
-    for (const p of pods) expect(p.process.exitCode, `${p.hostname}: ${p.stderr}`).toBeNull();
+    // The Service still lists the killed pod's address (the pod object is there until it is replaced).
+    const listed = await run('ip', [
+      'netns',
+      'exec',
+      pods[0]!.netns,
+      'kdig',
+      '+short',
+      `@${box.dnsAddress}`,
+      `${box.svc}.${box.namespace}.svc.cluster.local`,
+      'A',
+    ]);
+    expect(listed.trim().split('\n')).toContain(old);
+    expectNoneReleased(pods);
     const replacement = await box.replace(6, star);
     expect(replacement.ip).not.toBe(old);
     const all = [...pods, replacement];
@@ -234,13 +274,20 @@ describe('LeaderWorkerSet in the box', () => {
       }),
     });
     // Group 0 as a mesh; group 1 as a star, whose leader polls a Service that lists group 0's pods too.
-    const group0 = await box.startPods([0, 1, 2], bare());
-    const exits0 = await finished(group0);
-    // Group 0 is released although group 1 has no pod yet: a group is the barrier.
-    expect(exits0.map((e) => e.code)).toEqual([0, 0, 0]);
+    // Group 0's workers start first and wait for their leader: live kubepeers, in the shared Service, that
+    // answer the handshake with the same worker indices as group 1's and must not pass as its members.
+    const workers0 = await box.startPods([1, 2], bare());
+    await waiting(workers0);
     const group1 = await box.startPods([3, 4, 5], bare({ KUBEPEERS_TOPOLOGY: 'star' }));
     const exits1 = await finished(group1);
+    // Group 1 is released although group 0 is not whole: a group is the barrier.
     expect(exits1.map((e) => e.code)).toEqual([0, 0, 0]);
+    expectNoneReleased(workers0);
+    const group0 = [...(await box.startPods([0], bare())), ...workers0];
+    group0.sort((a, b) => a.index - b.index);
+    const exits0 = await finished(group0);
+    expect(exits0.map((e) => e.code)).toEqual([0, 0, 0]);
+    // Each roster (the peers reached) holds only the pods of its own group, below.
     for (const [g, pods] of [group0, group1].entries()) {
       const leader = `vllm-${g}.vllm.default.svc.cluster.local`;
       for (const pod of pods) {
@@ -274,14 +321,27 @@ describe('Kubeflow Trainer v2 TrainJob in the box', () => {
         PET_NODE_RANK: String(i),
         PET_MASTER_ADDR: 'llama-node-0-0.llama',
         PET_MASTER_PORT: '29500',
+        PET_NPROC_PER_NODE: '2',
       }),
     });
-    const pods = await box.startPods([...Array(nodes).keys()], bare());
+    // The command prints the Trainer's PET_MASTER_PORT and PET_NPROC_PER_NODE as it gets them.
+    const spec = bare();
+    const node = spec.command[spec.command.indexOf('--') + 1]!;
+    spec.command = [
+      ...spec.command.slice(0, spec.command.indexOf('--') + 1),
+      'sh',
+      '-c',
+      'echo "pet: PET_MASTER_PORT=$PET_MASTER_PORT PET_NPROC_PER_NODE=$PET_NPROC_PER_NODE"; exec "$0" example-workload/workload.mjs',
+      node,
+    ];
+    const pods = await box.startPods([...Array(nodes).keys()], spec);
     await box.markReady(...[...Array(nodes).keys()].reverse());
     const exits = await finished(pods);
     expect(exits.map((e) => e.code)).toEqual(pods.map(() => 0));
     for (const pod of pods) {
       expect(pod.hostname).toBe(`llama-node-0-${pod.index}`);
+      // They reach the command unchanged.
+      expect(pod.stdout, pod.stderr).toMatch(/^pet: PET_MASTER_PORT=29500 PET_NPROC_PER_NODE=2$/m);
       expect(pod.stdout, pod.stderr).toContain(
         `torch: MASTER_ADDR=llama-node-0-0.llama.default.svc.cluster.local RANK=${pod.index} WORLD_SIZE=${nodes}`,
       );
