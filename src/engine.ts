@@ -4,7 +4,7 @@
  * outputs; it decides nothing about the protocol. It also owns what belongs to the caller: the deadline,
  * the abort signal, progress reports and the linger after release.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { connect as tcpConnect, createServer, isIP, type Server, type Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import { setMaxListeners } from 'node:events';
@@ -21,7 +21,7 @@ import {
 import { scopeKey } from './core/handshake.js';
 import { MAX_UNSENT_BYTES, type Scope } from './core/wire.js';
 import { AbortedError, DnsError, KubepeersError, ListenError, TimeoutError } from './errors.js';
-import { peerFqdn, peerHostname, serviceFqdn, type JobNames } from './identity.js';
+import { peerFqdn, peerHostname, scopeJobName, serviceFqdn, type JobNames } from './identity.js';
 import type { Config } from './options.js';
 import { StubResolver, type AddressType } from './resolver.js';
 
@@ -68,18 +68,6 @@ export const UNSCOPED_WARNING =
 
 /** The index that discovers members and decides the release (a JobSet's coordinator pod is given it). */
 export const COORDINATOR_INDEX = 0;
-
-/**
- * The job name bound into the handshake: the Job's name, or for a JobSet its name with the layout and the
- * coordinator, so that pods that number the JobSet differently never pass as each other's peers (a long
- * layout is bound by its SHA-256, to keep the hello small).
- */
-export function scopeJobName(config: Config): string {
-  if (config.replicatedJobs === undefined) return config.jobName;
-  const layout = config.replicatedJobs.map((r) => `${r.name}:${r.replicas}x${r.podsPerJob}`).join(',');
-  const text = `${layout};c${config.jobSetCoordinator ?? 0}`;
-  return `${config.jobName}/${text.length <= 160 ? text : `sha256:${createHash('sha256').update(text).digest('hex').slice(0, 32)}`}`;
-}
 
 /** Random 128-bit token, base64url. */
 function token(): string {

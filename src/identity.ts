@@ -3,6 +3,7 @@
  * `/etc/hosts` and the search list and nameservers in `/etc/resolv.conf`. Pure parsers plus the
  * deterministic peer names built from them.
  */
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { canonicalIp } from './address.js';
 
@@ -247,4 +248,18 @@ export function isDnsLabel(value: string): boolean {
 /** A lower-case DNS name of RFC 1123 labels, without a trailing dot. */
 export function isDnsName(value: string): boolean {
   return value.length <= 253 && value.split('.').every(isDnsLabel);
+}
+
+/**
+ * The job name bound into the handshake: the Job's name, or for a JobSet its name with the layout and the
+ * coordinator, so that pods that number the JobSet differently never pass as each other's peers (a long
+ * layout is bound by its SHA-256, to keep the hello small).
+ */
+export function scopeJobName(
+  config: Pick<JobNames, 'jobName' | 'replicatedJobs' | 'jobSetCoordinator'>,
+): string {
+  if (config.replicatedJobs === undefined) return config.jobName;
+  const layout = config.replicatedJobs.map((r) => `${r.name}:${r.replicas}x${r.podsPerJob}`).join(',');
+  const text = `${layout};c${config.jobSetCoordinator ?? 0}`;
+  return `${config.jobName}/${text.length <= 160 ? text : `sha256:${createHash('sha256').update(text).digest('hex').slice(0, 32)}`}`;
 }

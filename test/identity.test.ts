@@ -12,6 +12,7 @@ import {
   rankOfPlace,
   serviceFqdn,
 } from '../src/internals.js';
+import { scopeJobName } from '../src/identity.js';
 import { kubeletHosts } from './helpers/pods.js';
 
 const KUBELET_HOSTS = `${kubeletHosts('10.244.1.7', 'example-job-2.headless-svc.default.svc.cluster.local', 'example-job-2')}
@@ -196,5 +197,37 @@ describe('parsePodInfo', () => {
     expect(labels.get('jobset.sigs.k8s.io/jobset-name')).toBe('train');
     expect(labels.get('note')).toBe('say "hi"\n');
     expect(labels.size).toBe(4);
+  });
+});
+
+describe('scopeJobName: the job name the handshake binds', () => {
+  const layout = [
+    { name: 'driver', replicas: 1, podsPerJob: 1 },
+    { name: 'workers', replicas: 2, podsPerJob: 2 },
+  ];
+  it("is an Indexed Job's name unchanged (the wire stays what older pods send)", () => {
+    expect(scopeJobName({ jobName: 'train' })).toBe('train');
+  });
+  it('binds a JobSet layout and its coordinator: pods that number the JobSet differently differ', () => {
+    const base = scopeJobName({ jobName: 'js', replicatedJobs: layout });
+    expect(base).toBe('js/driver:1x1,workers:2x2;c0');
+    expect(scopeJobName({ jobName: 'js', replicatedJobs: layout, jobSetCoordinator: 3 })).toBe(
+      'js/driver:1x1,workers:2x2;c3',
+    );
+    expect(scopeJobName({ jobName: 'js', replicatedJobs: [layout[1]!, layout[0]!] })).not.toBe(base);
+    expect(
+      scopeJobName({ jobName: 'js', replicatedJobs: [layout[0]!, { ...layout[1]!, podsPerJob: 3 }] }),
+    ).not.toBe(base);
+  });
+  it('binds a long layout by its SHA-256 (deterministic, 32 hex digits)', () => {
+    const many = Array.from({ length: 20 }, (_, k) => ({
+      name: `replicated-${k}`,
+      replicas: 2,
+      podsPerJob: 8,
+    }));
+    const a = scopeJobName({ jobName: 'js', replicatedJobs: many });
+    expect(a).toMatch(/^js\/sha256:[0-9a-f]{32}$/);
+    expect(scopeJobName({ jobName: 'js', replicatedJobs: many.map((r) => ({ ...r })) })).toBe(a);
+    expect(scopeJobName({ jobName: 'js', replicatedJobs: many, jobSetCoordinator: 1 })).not.toBe(a);
   });
 });

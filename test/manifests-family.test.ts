@@ -19,7 +19,8 @@ import type { Container, PodSpec, PodTemplateSpec } from 'kubernetes-types/core/
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { COORDINATOR_INDEX, scopeJobName } from '../src/engine.js';
+import { COORDINATOR_INDEX } from '../src/engine.js';
+import { scopeJobName } from '../src/identity.js';
 import { peerFqdn, peerHostname, resolveConfig } from '../src/internals.js';
 import type { JobSet } from './types/jobset-v1alpha2.js';
 import type { LeaderWorkerSet } from './types/leaderworkerset-v1.js';
