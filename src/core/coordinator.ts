@@ -53,6 +53,9 @@ export class Coordinator extends Pod {
   private readonly probing = new Set<string>();
   /** Addresses that did not answer as a member, and until when they are left alone. */
   private readonly badUntil = new Map<string, number>();
+  /** Probes in a row that did not prove a member there: the backoff before the next (a Service shared
+   * with other jobs or groups lists their running pods for good). */
+  private readonly badCount = new Map<string, number>();
   /** Why each Service address that did not prove to be a member failed. */
   private readonly badWhy = new Map<string, string>();
   private serviceFailures = 0;
@@ -127,6 +130,7 @@ export class Coordinator extends Pod {
     this.serviceTooBig = false;
     this.service = new Set(r.status === 'ok' ? r.addresses : []);
     for (const a of this.badWhy.keys()) if (!this.service.has(a)) this.badWhy.delete(a);
+    for (const a of this.badCount.keys()) if (!this.service.has(a)) this.badCount.delete(a);
     for (const address of this.service) {
       if (address === this.config.selfAddress) {
         if (!this.named) {
@@ -165,7 +169,9 @@ export class Coordinator extends Pod {
     this.probing.add(address);
     this.connect(address, -1, (reason, detail) => {
       this.probing.delete(address);
-      this.badUntil.set(address, this.now + this.backoff(0));
+      const n = this.badCount.get(address) ?? 0;
+      this.badCount.set(address, n + 1);
+      this.badUntil.set(address, this.now + this.backoff(n));
       this.badWhy.set(address, detail);
       // Probed again at a poll once the backoff is over. Someone else answered there: a member's record
       // may be stale and point there. The members connected to us from an address the Service does not
@@ -239,6 +245,7 @@ export class Coordinator extends Pod {
 
   protected onPeer(conn: Conn): void {
     this.probing.delete(conn.remote);
+    this.badCount.delete(conn.remote);
     const k = conn.peer!.peerIndex;
     const t = this.members[k];
     if (!t) {
