@@ -1057,6 +1057,16 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
   if (typeof runSrc.value !== 'string' || runSrc.value.length > 256 || !/^[\x21-\x7e]*$/.test(runSrc.value)) {
     throw new ConfigError('runId', runSrc.source, runSrc.value, 'up to 256 printable ASCII characters');
   }
+  const childJobUid = labels.get('batch.kubernetes.io/controller-uid') ?? labels.get('controller-uid');
+  if (jobSet && runSrc.value !== '' && runSrc.value === childJobUid) {
+    // The Indexed Job advice: in a JobSet every child Job has its own uid, so no two would ever match.
+    throw new ConfigError(
+      'runId',
+      runSrc.source,
+      runSrc.value,
+      `one value for the whole JobSet: this is the child Job's uid (${labelsPath}, label batch.kubernetes.io/controller-uid), which differs per child Job; leave it unset (the JobSet's uid and restart attempt are the default) or use label ${JOBSET_LABELS.uid}`,
+    );
+  }
   const secretSrc = pick(options, 'secret', env);
   if (secretSrc && (typeof secretSrc.value !== 'string' || secretSrc.value.length > 4096)) {
     throw new ConfigError('secret', secretSrc.source, '<redacted>', 'a string of at most 4096 characters');

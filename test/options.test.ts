@@ -261,6 +261,26 @@ describe('resolveConfig in a JobSet', () => {
     ...extra,
   });
 
+  it("refuses the child Job's controller-uid as run id (it differs per child Job: nothing would be released)", async () => {
+    const withUid = join(dir, 'labels-uid');
+    await writeFile(withUid, `${LABELS_TWO.join('\n')}\nbatch.kubernetes.io/controller-uid="child-uid-7"\n`);
+    const env = { JOB_COMPLETION_INDEX: '2', KUBEPEERS_PODS_PER_JOB: '4', KUBEPEERS_RUN_ID: 'child-uid-7' };
+    const err = await configError(
+      pod({ labelsPath: withUid, replicatedJobs: 'driver:1x1,workers:2x4', env }),
+    );
+    expect(err.message).toContain('runId is "child-uid-7" (from env KUBEPEERS_RUN_ID)');
+    expect(err.message).toContain("the child Job's uid");
+    // Any other run id is the user's to choose.
+    const c = await resolveConfig(
+      pod({
+        labelsPath: withUid,
+        replicatedJobs: 'driver:1x1,workers:2x4',
+        env: { ...env, KUBEPEERS_RUN_ID: 'r1' },
+      }),
+    );
+    expect(c.runId).toBe('r1');
+  });
+
   it('one replicated job: needs only the pods per child Job when the labels file is mounted', async () => {
     const c = await resolveConfig(pod({ labelsPath: labelsOne, env: { KUBEPEERS_PODS_PER_JOB: '4' } }));
     expect(c).toMatchObject({
