@@ -887,6 +887,18 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
       if (given && String(given.value).trim() !== String(value))
         throw new ConfigError(key, given.source, given.value, `nothing, or ${value} as ${from} says`);
     }
+    for (const key of ['jobName', 'replicatedJobs', 'podsPerJob', 'jobSetName'] as const) {
+      const given = pick(options, key, env);
+      if (given && !(key === 'jobName' && given.value === lws.leader))
+        throw new ConfigError(
+          key,
+          given.source,
+          given.value,
+          key === 'jobName'
+            ? `nothing, or "${lws.leader}": in a LeaderWorkerSet the group (its leader, ${lws.leaderSource}) is the barrier`
+            : `nothing: a LeaderWorkerSet group (${lws.leaderSource}) is the barrier, not a JobSet`,
+        );
+    }
     jobSrc = { value: lws.leader, source: lws.leaderSource };
     jobName = label('jobName', jobSrc);
     const expected = index === 0 ? jobName : `${jobName}-${index}`;
@@ -1024,6 +1036,14 @@ export async function resolveConfig(options: WaitForPeersOptions = {}): Promise<
     (hosts?.namespace ? { value: hosts.namespace, source: `${hostsPath} (pod FQDN)` } : undefined) ??
     (lws?.namespace ? { value: lws.namespace, source: lws.leaderSource } : undefined) ??
     (resolv.namespace ? { value: resolv.namespace, source: `${resolvPath} (search list)` } : undefined);
+  if (lws?.namespace && namespaceSrc && namespaceSrc.value !== lws.namespace) {
+    throw new ConfigError(
+      'namespace',
+      namespaceSrc.source,
+      namespaceSrc.value,
+      `"${lws.namespace}", the leader's namespace in ${lws.leaderSource}`,
+    );
+  }
   if (!namespaceSrc) {
     throw new ConfigError(
       'namespace',

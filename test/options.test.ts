@@ -592,6 +592,17 @@ describe('resolveConfig in a LeaderWorkerSet group (LWS_LEADER_ADDRESS, LWS_GROU
   });
 
   it('refuses what contradicts LWS, naming both values', async () => {
+    const job = await configError(worker({ ...LWS, KUBEPEERS_JOB_NAME: 'other' }));
+    expect(job.message).toContain(
+      'jobName is "other" (from env KUBEPEERS_JOB_NAME); expected nothing, or "vllm-1"',
+    );
+    expect(await resolveConfig(worker({ ...LWS, KUBEPEERS_JOB_NAME: 'vllm-1' }))).toMatchObject({
+      jobName: 'vllm-1',
+    });
+    const layout = await configError(worker({ ...LWS, KUBEPEERS_REPLICATED_JOBS: 'a:1x4' }));
+    expect(layout).toMatchObject({ setting: 'replicatedJobs' });
+    const ns = await configError(worker({ ...LWS, KUBEPEERS_NAMESPACE: 'prod' }));
+    expect(ns.message).toContain('namespace is "prod" (from env KUBEPEERS_NAMESPACE); expected "ml"');
     const host = await configError(worker(LWS, { hostname: 'vllm-1-3' }));
     expect(host.message).toBe(
       'hostname is "vllm-1-3" (from option hostname); expected "vllm-1-2", the worker 2 of the group whose leader env LWS_LEADER_ADDRESS (LeaderWorkerSet) names',
