@@ -64,7 +64,7 @@ const trace = debuglog('kubepeers');
 export const UNSCOPED_WARNING =
   "no run id and no secret: any pod that knows this job's namespace, Service, name and size can pass as a " +
   'member, and pods of an earlier run of a Job with the same name are not told apart; set KUBEPEERS_RUN_ID ' +
-  "from the Job's controller-uid label (and KUBEPEERS_SECRET to keep out pods that copy it)";
+  "from an Indexed Job's controller-uid label (a JobSet: mount its labels file; the run id comes from it) and KUBEPEERS_SECRET to keep out pods that copy it";
 
 /** The index that discovers members and decides the release (a JobSet's coordinator pod is given it). */
 export const COORDINATOR_INDEX = 0;

@@ -110,7 +110,7 @@ export const FLAGS: Flag[] = [
     env: ENV.runId,
     kind: 'string',
     default: 'empty',
-    help: 'id of this run (downward API controller-uid label)',
+    help: "id of this run (an Indexed Job's controller-uid label; a JobSet's from its labels file)",
     library: 'runId',
   },
   {
