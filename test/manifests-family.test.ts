@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Job } from 'kubernetes-models/batch/v1';
 import { Pod } from 'kubernetes-models/v1';
 import type { Container, PodSpec, PodTemplateSpec } from 'kubernetes-types/core/v1.js';
-import ts from 'typescript';
+import { typeErrorsOf } from './helpers/typecheck.js';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { COORDINATOR_INDEX } from '../src/engine.js';
@@ -39,28 +39,8 @@ function load<T = JobSet>(text: string): T {
 
 /** Unknown fields and wrong enum values: the types of test/types/<module> through the TypeScript compiler. */
 function typeErrors(doc: unknown, type = 'JobSet', module = 'jobset-v1alpha2'): string[] {
-  const file = join(process.cwd(), 'test', `__${module}_check__.ts`);
   const source = `import type { ${type} } from './types/${module}';\nexport const d: ${type} = ${JSON.stringify(doc)};`;
-  const host = ts.createCompilerHost({});
-  const read = host.readFile;
-  host.readFile = (f) => (f === file ? source : read(f));
-  const exists = host.fileExists;
-  host.fileExists = (f) => f === file || exists(f);
-  const program = ts.createProgram(
-    [file],
-    {
-      strict: true,
-      noEmit: true,
-      module: ts.ModuleKind.CommonJS,
-      moduleResolution: ts.ModuleResolutionKind.Node10,
-      types: [],
-    },
-    host,
-  );
-  return ts
-    .getPreEmitDiagnostics(program)
-    .filter((d) => d.file?.fileName === file)
-    .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  return typeErrorsOf(source, `__${module}_check__`);
 }
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;

@@ -20,7 +20,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
-import ts from 'typescript';
+import { typeErrorsOf } from './helpers/typecheck.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ENV_FORMATS, envFor, type EnvFormat } from '../src/outputs.js';
@@ -164,28 +164,7 @@ function validateFields(docs: Doc[]): string[] {
       ? `import type { ${doc.kind} as T${i} } from '${entry[1]}';\nexport const d${i}: T${i} = ${JSON.stringify(doc)};`
       : '';
   });
-  const file = join(process.cwd(), 'test', '__manifest_check__.ts');
-  const source = lines.join('\n');
-  const host = ts.createCompilerHost({});
-  const readFile = host.readFile;
-  host.readFile = (f) => (f === file ? source : readFile(f));
-  const fileExists = host.fileExists;
-  host.fileExists = (f) => f === file || fileExists(f);
-  const program = ts.createProgram(
-    [file],
-    {
-      strict: true,
-      noEmit: true,
-      module: ts.ModuleKind.CommonJS,
-      moduleResolution: ts.ModuleResolutionKind.Node10,
-      types: [],
-    },
-    host,
-  );
-  return ts
-    .getPreEmitDiagnostics(program)
-    .filter((d) => d.file?.fileName === file)
-    .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  return typeErrorsOf(lines.join('\n'), '__manifest_check__');
 }
 
 async function check(docs: Doc[]): Promise<string[]> {
