@@ -11,8 +11,9 @@ import { existsSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterInABox, type PodFileSystem, type PodSpec } from './e2e/cluster.js';
+import { destroyBoxAfterEach } from './e2e/teardown.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -82,12 +83,10 @@ afterAll(async () => {
 
 let box: ClusterInABox | undefined;
 
-afterEach(async () => {
-  if (!box) return;
+destroyBoxAfterEach(() => {
   const b = box;
   box = undefined;
-  await b.destroy();
-  expect(await b.leftovers()).toEqual([]);
+  return b;
 });
 
 /** An emptyDir: a fresh directory every user may write, as kubelet makes one. */

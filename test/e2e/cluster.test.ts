@@ -2,17 +2,16 @@
  * End-to-end: example-workload in pods of the cluster in a box (network namespaces, knotd, kubelet-like
  * files), as root. Each test builds its own box and checks afterwards that nothing is left behind.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ClusterInABox, type Pod, type PodSpec } from './cluster.js';
+import { destroyBoxAfterEach } from './teardown.js';
 
 let box: ClusterInABox | undefined;
 
-afterEach(async () => {
-  if (!box) return;
+destroyBoxAfterEach(() => {
   const b = box;
   box = undefined;
-  await b.destroy();
-  expect(await b.leftovers()).toEqual([]);
+  return b;
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -244,6 +244,12 @@ export class ClusterInABox {
     return NODE_IP;
   }
 
+  /** The A records of `name` (absolute or not) as the box's DNS serves them to a pod in `netns` (kdig). */
+  async dig(netns: string, name: string): Promise<string[]> {
+    const out = await run('ip', ['netns', 'exec', netns, 'kdig', '+short', `@${NODE_IP}`, name, 'A']);
+    return out.trim().split('\n').filter(Boolean);
+  }
+
   /** `<job>-<index>.<svc>.<ns>.svc.cluster.local`: the FQDN of an Indexed Job's pod, as frameworks get it. */
   fqdn(index: number): string {
     return `${this.job}-${index}.${this.svc}.${this.namespace}.svc.cluster.local`;

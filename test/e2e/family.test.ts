@@ -5,18 +5,16 @@
  * publishing records at Ready, and with publishNotReadyAddresses (records at pod creation), as JobSet
  * creates it.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { run } from '../helpers/knot.js';
+import { describe, expect, it } from 'vitest';
 import { ClusterInABox, type BoxJobSet, type Pod, type PodSpec } from './cluster.js';
+import { destroyBoxAfterEach } from './teardown.js';
 
 let box: ClusterInABox | undefined;
 
-afterEach(async () => {
-  if (!box) return;
+destroyBoxAfterEach(() => {
   const b = box;
   box = undefined;
-  await b.destroy();
-  expect(await b.leftovers()).toEqual([]);
+  return b;
 });
 
 /** Every pod's exit, once its output has been read to the end too ('exit' can come before the pipes end). */
@@ -166,28 +164,10 @@ describe('JobSet in the box', () => {
     const prepared = await box.preparePods([...Array(SIZE).keys()]);
     // Every name and the Service's whole set resolve already, though no program runs anywhere.
     const late = prepared.find((p) => p.hostname === 'train-workers-1-2')!;
-    const answer = await run('ip', [
-      'netns',
-      'exec',
-      prepared[0]!.netns,
-      'kdig',
-      '+short',
-      `@${box.dnsAddress}`,
-      `${late.hostname}.mesh.default.svc.cluster.local`,
-      'A',
-    ]);
-    expect(answer.trim()).toBe(late.ip);
-    const service = await run('ip', [
-      'netns',
-      'exec',
-      prepared[0]!.netns,
-      'kdig',
-      '+short',
-      `@${box.dnsAddress}`,
-      'mesh.default.svc.cluster.local',
-      'A',
-    ]);
-    expect(service.trim().split('\n').sort()).toEqual(prepared.map((p) => p.ip).sort());
+    const answer = await box.dig(prepared[0]!.netns, `${late.hostname}.mesh.default.svc.cluster.local`);
+    expect(answer).toEqual([late.ip]);
+    const service = await box.dig(prepared[0]!.netns, 'mesh.default.svc.cluster.local');
+    expect(service.sort()).toEqual(prepared.map((p) => p.ip).sort());
 
     // All but two pods start; the two (one of them the coordinator) come 2 s later.
     const coordinator = prepared.find((p) => p.hostname === 'train-workers-1-0')!;
@@ -224,17 +204,8 @@ describe('JobSet in the box', () => {
     await box.kill(6);
     await sleep(1000);
     // The Service still lists the killed pod's address (the pod object is there until it is replaced).
-    const listed = await run('ip', [
-      'netns',
-      'exec',
-      pods[0]!.netns,
-      'kdig',
-      '+short',
-      `@${box.dnsAddress}`,
-      `${box.svc}.${box.namespace}.svc.cluster.local`,
-      'A',
-    ]);
-    expect(listed.trim().split('\n')).toContain(old);
+    const listed = await box.dig(pods[0]!.netns, `${box.svc}.${box.namespace}.svc.cluster.local`);
+    expect(listed).toContain(old);
     expectNoneReleased(pods);
     const replacement = await box.replace(6, star);
     expect(replacement.ip).not.toBe(old);

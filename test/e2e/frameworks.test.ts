@@ -7,8 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterInABox, type Pod, type PodSpec, type PreparedPod } from './cluster.js';
+import { destroyBoxAfterEach } from './teardown.js';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 /** Debian's interpreter, where python3-torch lives (a python3 earlier on PATH may be another one). */
@@ -30,12 +31,10 @@ beforeAll(async () => {
   await chmod(bin, 0o755);
 });
 
-afterEach(async () => {
-  if (!box) return;
+destroyBoxAfterEach(() => {
   const b = box;
   box = undefined;
-  await b.destroy();
-  expect(await b.leftovers()).toEqual([]);
+  return b;
 });
 
 afterAll(async () => {
